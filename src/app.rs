@@ -1,0 +1,172 @@
+//! The shared state every request handler sees.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use moka::future::Cache;
+
+use crate::auth::Verifier;
+use crate::config::{Cidr, LogClientIp};
+use crate::http::cors::Cors;
+use crate::index::{FileRecord, Index, IndexError, IndexKey, SlotKey};
+use crate::storage::BlobStore;
+
+/// Per-request settings taken from the config once, at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// URL prefix in front of slot paths.
+    pub base_path: String,
+    /// Largest accepted upload in bytes.
+    pub max_size: u64,
+    /// Retention from upload to deletion.
+    pub keep: Duration,
+    /// How long an upload body may stall.
+    pub body_idle_timeout: Duration,
+    /// CORS policy.
+    pub cors: Cors,
+    /// How much of client addresses may be logged.
+    pub log_client_ip: LogClientIp,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    /// Slot token checks.
+    pub verifier: Verifier,
+    /// Keys index entries and owner pseudonyms.
+    pub index_key: IndexKey,
+    /// Blob storage.
+    pub blobs: Arc<dyn BlobStore>,
+    /// File metadata.
+    pub index: Arc<dyn Index>,
+    /// Settings.
+    pub settings: Settings,
+    files: FileCache,
+    uploads: Mutex<HashSet<SlotKey>>,
+    next_request_id: AtomicU64,
+}
+
+impl App {
+    /// Assembles the state.
+    pub fn new(
+        verifier: Verifier,
+        index_key: IndexKey,
+        blobs: Arc<dyn BlobStore>,
+        index: Arc<dyn Index>,
+        settings: Settings,
+    ) -> App {
+        App {
+            verifier,
+            index_key,
+            blobs,
+            index,
+            settings,
+            files: FileCache::new(),
+            uploads: Mutex::new(HashSet::new()),
+            next_request_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh id to correlate a request's log lines and response.
+    pub fn request_id(&self) -> u64 {
+        self.next_request_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The record of `key`, through the lookup cache.
+    pub async fn lookup(&self, key: SlotKey) -> Result<Option<Arc<FileRecord>>, IndexError> {
+        self.files.lookup(self.index.as_ref(), key).await
+    }
+
+    /// Drops what the lookup cache holds for `key` (after a write).
+    pub async fn forget(&self, key: SlotKey) {
+        self.files.forget(key).await;
+    }
+
+    /// Claims `key` for an upload in this process; `None` when another
+    /// upload to the same slot is running. The claim ends with the guard.
+    pub fn claim_upload(self: &Arc<Self>, key: SlotKey) -> Option<UploadClaim> {
+        let mut uploads = self.uploads.lock().unwrap_or_else(PoisonError::into_inner);
+        uploads.insert(key).then(|| UploadClaim {
+            app: Arc::clone(self),
+            key,
+        })
+    }
+
+    /// The client address to use for `peer`, honouring forwarding headers
+    /// only from trusted proxies.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        crate::privacy::client_ip(peer, forwarded_for, &self.settings.trusted_proxies)
+    }
+}
+
+/// An upload in progress to one slot; releases the slot when dropped.
+pub struct UploadClaim {
+    app: Arc<App>,
+    key: SlotKey,
+}
+
+impl Drop for UploadClaim {
+    fn drop(&mut self) {
+        let mut uploads = self
+            .app
+            .uploads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        uploads.remove(&self.key);
+    }
+}
+
+/// Recent index lookups: found records for a while, misses briefly (so a
+/// flood of requests for unknown URLs does not reach the index).
+struct FileCache {
+    found: Cache<SlotKey, Arc<FileRecord>>,
+    missing: Cache<SlotKey, ()>,
+}
+
+impl FileCache {
+    fn new() -> FileCache {
+        FileCache {
+            found: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(300))
+                .build(),
+            missing: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(2))
+                .build(),
+        }
+    }
+
+    async fn lookup(
+        &self,
+        index: &dyn Index,
+        key: SlotKey,
+    ) -> Result<Option<Arc<FileRecord>>, IndexError> {
+        if let Some(record) = self.found.get(&key).await {
+            return Ok(Some(record));
+        }
+        if self.missing.contains_key(&key) {
+            return Ok(None);
+        }
+        match index.get(key).await? {
+            Some(record) => {
+                let record = Arc::new(record);
+                self.found.insert(key, Arc::clone(&record)).await;
+                Ok(Some(record))
+            }
+            None => {
+                self.missing.insert(key, ()).await;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn forget(&self, key: SlotKey) {
+        self.found.invalidate(&key).await;
+        self.missing.invalidate(&key).await;
+    }
+}

@@ -1,0 +1,635 @@
+//! The one configuration tree, loaded from embedded defaults, a TOML file and
+//! the environment, validated once at start.
+//!
+//! [`Config::load`] is pure: it takes the file's text and the environment as
+//! arguments. Secrets named by `*_file` keys are read by
+//! [`UploadConfig::secrets`] at start-up, not here.
+
+mod cidr;
+mod layers;
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use cidr::Cidr;
+pub use layers::ENV_PREFIX;
+pub use units::{ByteSize, Span, UnitError};
+
+/// The embedded defaults: `config/default.toml`, compiled in so that the
+/// documented defaults and the real ones cannot drift apart.
+pub const DEFAULTS: &str = include_str!("../../config/default.toml");
+
+/// Why a configuration was refused. Every message says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A TOML source does not parse.
+    #[error("{origin}: {message}")]
+    Syntax {
+        /// Where the text came from (a file name, or "defaults").
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key has a wrong type, an unknown name or an impossible value.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The dotted key, e.g. `server.base_path`.
+        key: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+    /// An environment override is malformed.
+    #[error("environment variable {name}: {message}")]
+    Env {
+        /// The variable's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file named by the config cannot be read.
+    #[error("{key}: cannot read {path}: {source}")]
+    Read {
+        /// The dotted key that names the file.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The whole configuration. Every section exists (the embedded defaults fill
+/// in what the file and environment leave out).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, TLS, CORS and edge limits.
+    pub server: ServerConfig,
+    /// Slot verification and upload limits.
+    pub upload: UploadConfig,
+    /// Where blobs live.
+    pub storage: StorageConfig,
+    /// How long files are kept.
+    pub retention: RetentionConfig,
+    /// Where file metadata lives.
+    pub index: IndexConfig,
+    /// What is recorded about clients.
+    pub privacy: PrivacyConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Public listeners (see [`Config::listen_addrs`]).
+    pub listen: OneOrMany<String>,
+    /// URL prefix in front of `<slot>/<filename>`.
+    pub base_path: String,
+    /// Base URL clients use; only for the first-start hints. Empty: derived.
+    pub public_url: String,
+    /// Admin listener (`/health`); empty string disables it.
+    pub admin_listen: String,
+    /// Proxies whose forwarding headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// CORS origins; `["*"]` for any.
+    pub cors_origins: Vec<String>,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Time allowed for a client to send its request headers.
+    pub header_timeout: Span,
+    /// Time an upload body may stall between two chunks.
+    pub body_idle_timeout: Span,
+    /// Time in-flight requests get to finish at shutdown.
+    pub shutdown_grace: Span,
+    /// HTTPS certificate and key.
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server] tls = { cert, key }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (e.g. certbot's fullchain.pem).
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// `[upload]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Shared secrets given inline.
+    #[serde(default)]
+    pub secret: Option<OneOrMany<Secret>>,
+    /// Files holding shared secrets (one secret per file, trailing newline ignored).
+    #[serde(default)]
+    pub secret_file: Option<OneOrMany<PathBuf>>,
+    /// Metronome's delete secret, inline.
+    #[serde(default)]
+    pub delete_secret: Option<Secret>,
+    /// Metronome's delete secret, from a file.
+    #[serde(default)]
+    pub delete_secret_file: Option<PathBuf>,
+    /// Largest accepted upload.
+    pub max_size: ByteSize,
+    /// Accepted token families.
+    pub protocols: Vec<Protocol>,
+}
+
+/// A slot token family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `?v=`: Prosody mod_http_upload_external v1, ejabberd external_secret.
+    V1,
+    /// `?v2=`: Prosody mod_http_upload_external v2.
+    V2,
+    /// `?token=`: Metronome.
+    Token,
+    /// `Authorization: Bearer`: Prosody mod_http_file_share external mode.
+    Jwt,
+}
+
+/// `[storage]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Blob backend.
+    pub backend: StorageBackend,
+    /// Data directory.
+    pub path: PathBuf,
+}
+
+/// Blob backends available in this release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// Files on a local filesystem.
+    Disk,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Time from upload to deletion.
+    pub keep: Span,
+}
+
+/// `[index]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Index backend.
+    pub backend: IndexBackend,
+}
+
+/// Index backends available in this release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexBackend {
+    /// A redb database inside the data directory.
+    Embedded,
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Client addresses in logs.
+    pub log_client_ip: LogClientIp,
+}
+
+/// How much of a client address may appear in logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogClientIp {
+    /// Never (the default).
+    None,
+    /// IPv4 /24, IPv6 /48.
+    Truncated,
+    /// The whole address.
+    Full,
+}
+
+/// A secret string; never printed.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The secret's bytes, for keying a MAC.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A key that takes one value or a list of values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// `key = value`
+    One(T),
+    /// `key = [value, …]`
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(value) => std::slice::from_ref(value),
+            OneOrMany::Many(values) => values,
+        }
+    }
+}
+
+impl fmt::Debug for UploadConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadConfig")
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("secret_file", &self.secret_file)
+            .field(
+                "delete_secret",
+                &self.delete_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("delete_secret_file", &self.delete_secret_file)
+            .field("max_size", &self.max_size)
+            .field("protocols", &self.protocols)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Loads the configuration: embedded defaults, then `file` (its text and
+    /// a name for messages), then `UPSLOT_*` variables from `env`.
+    pub fn load(
+        file: Option<(&str, &str)>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = layers::parse(DEFAULTS, "embedded defaults")?;
+        if let Some((text, origin)) = file {
+            layers::merge(&mut table, layers::parse(text, origin)?);
+        }
+        layers::apply_env(&mut table, env)?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid("config", e.message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let server = &self.server;
+        self.listen_addrs()?;
+        if !server.base_path.starts_with('/') || !server.base_path.ends_with('/') {
+            return Err(invalid(
+                "server.base_path",
+                format!(
+                    "{:?} must start and end with \"/\", e.g. \"/\" or \"/upload/\"",
+                    server.base_path
+                ),
+            ));
+        }
+        if server.base_path.contains(['?', '#', '%', ' ']) || server.base_path.contains("//") {
+            return Err(invalid(
+                "server.base_path",
+                "must be a plain path without '?', '#', '%', spaces or empty segments",
+            ));
+        }
+        self.admin_listen()?;
+        let url = &server.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "server.public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if server.cors_origins.is_empty() {
+            return Err(invalid(
+                "server.cors_origins",
+                "list at least one origin, or \"*\" for any",
+            ));
+        }
+        if let Some(bad) = server
+            .cors_origins
+            .iter()
+            .find(|o| http::HeaderValue::from_str(o).is_err())
+        {
+            return Err(invalid(
+                "server.cors_origins",
+                format!("{bad:?} is not a valid origin"),
+            ));
+        }
+        if server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        for (key, span) in [
+            ("server.header_timeout", server.header_timeout),
+            ("server.body_idle_timeout", server.body_idle_timeout),
+        ] {
+            if span.0.is_zero() {
+                return Err(invalid(key, "must be longer than zero"));
+            }
+        }
+        if self.upload.max_size.0 == 0 {
+            return Err(invalid("upload.max_size", "must be larger than zero"));
+        }
+        if self.upload.protocols.is_empty() {
+            return Err(invalid(
+                "upload.protocols",
+                "list at least one of \"v1\", \"v2\", \"token\", \"jwt\"",
+            ));
+        }
+        if self.upload.delete_secret.is_some() && self.upload.delete_secret_file.is_some() {
+            return Err(invalid(
+                "upload.delete_secret",
+                "set delete_secret or delete_secret_file, not both",
+            ));
+        }
+        if self.retention.keep.0 < Duration::from_secs(1) {
+            return Err(invalid("retention.keep", "must be at least one second"));
+        }
+        if self.storage.path.as_os_str().is_empty() {
+            return Err(invalid("storage.path", "must name a directory"));
+        }
+        Ok(())
+    }
+
+    /// The public listeners' addresses.
+    pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let texts = self.server.listen.as_slice();
+        if texts.is_empty() {
+            return Err(invalid("server.listen", "at least one address is needed"));
+        }
+        texts
+            .iter()
+            .map(|text| {
+                text.trim().parse().map_err(|_| {
+                    invalid(
+                        "server.listen",
+                        format!(
+                            "{text:?} is not an address such as \"127.0.0.1:5050\" or \"[::]:5050\""
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The admin listener's address, if enabled.
+    pub fn admin_listen(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let text = self.server.admin_listen.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(|_| {
+            invalid(
+                "server.admin_listen",
+                format!(
+                    "{text:?} is not an address such as \"127.0.0.1:5051\" (or \"\" to disable)"
+                ),
+            )
+        })
+    }
+}
+
+impl UploadConfig {
+    /// Whether no shared secret is configured (inline or by file).
+    pub fn has_secret(&self) -> bool {
+        self.secret
+            .as_ref()
+            .is_some_and(|s| !s.as_slice().is_empty())
+            || self
+                .secret_file
+                .as_ref()
+                .is_some_and(|s| !s.as_slice().is_empty())
+    }
+
+    /// Every configured shared secret: the inline ones, then those read from
+    /// `secret_file`. Empty secrets are refused.
+    pub fn secrets(&self) -> Result<Vec<Secret>, ConfigError> {
+        let mut secrets: Vec<Secret> = self
+            .secret
+            .as_ref()
+            .map(|s| s.as_slice().to_vec())
+            .unwrap_or_default();
+        for path in self
+            .secret_file
+            .as_ref()
+            .map(OneOrMany::as_slice)
+            .unwrap_or_default()
+        {
+            secrets.push(read_secret("upload.secret_file", path)?);
+        }
+        if secrets.iter().any(|s| s.expose().is_empty()) {
+            return Err(invalid("upload.secret", "a secret must not be empty"));
+        }
+        Ok(secrets)
+    }
+
+    /// Metronome's delete secret, if configured.
+    pub fn delete_secret(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.delete_secret, &self.delete_secret_file) {
+            (Some(secret), _) if secret.expose().is_empty() => {
+                Err(invalid("upload.delete_secret", "must not be empty"))
+            }
+            (Some(secret), _) => Ok(Some(secret.clone())),
+            (None, Some(path)) => read_secret("upload.delete_secret_file", path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Reads a secret file; one trailing newline (as editors and `echo` add) is dropped.
+fn read_secret(key: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        key: key.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err(invalid(key, format!("{} is empty", path.display())));
+    }
+    Ok(Secret::new(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::load(Some((text, "test.toml")), &BTreeMap::new())
+    }
+
+    #[test]
+    fn defaults_alone_are_valid() {
+        let config = Config::load(None, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            config.listen_addrs().unwrap(),
+            vec!["127.0.0.1:5050".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(config.server.base_path, "/");
+        assert_eq!(config.storage.path, PathBuf::from("./data"));
+        assert_eq!(config.retention.keep.0, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.upload.max_size, ByteSize(100 << 20));
+        assert_eq!(config.upload.protocols.len(), 4);
+        assert_eq!(config.privacy.log_client_ip, LogClientIp::None);
+        assert!(!config.upload.has_secret());
+        assert_eq!(
+            config.admin_listen().unwrap(),
+            Some("127.0.0.1:5051".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let config = load(
+            r#"
+[server]
+listen = ["127.0.0.1:5050", "[::1]:5050"]
+base_path = "/upload/"
+admin_listen = "127.0.0.1:5051"
+trusted_proxies = ["127.0.0.1/32", "::1/128"]
+tls = { cert = "fullchain.pem", key = "privkey.pem" }
+
+[upload]
+secret = ["new", "old"]
+max_size = "1GiB"
+
+[storage]
+backend = "disk"
+path = "/var/lib/upslot"
+
+[retention]
+keep = "4w"
+
+[index]
+backend = "embedded"
+
+[privacy]
+log_client_ip = "truncated"
+"#,
+        )
+        .unwrap();
+        assert_eq!(config.server.listen.as_slice().len(), 2);
+        assert_eq!(config.server.trusted_proxies.len(), 2);
+        assert_eq!(config.upload.secrets().unwrap().len(), 2);
+        assert_eq!(config.retention.keep.0.as_secs(), 28 * 86_400);
+        assert!(config.server.tls.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = load("[upload]\nsecrt = \"x\"\n").unwrap_err().to_string();
+        assert!(err.contains("secrt"), "{err}");
+        assert!(load("[nonsense]\n").is_err());
+    }
+
+    #[test]
+    fn bad_values_say_what_to_change() {
+        let err = load("[server]\nbase_path = \"upload\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.base_path"), "{err}");
+        let err = load("[retention]\nkeep = \"thirty days\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("thirty days"), "{err}");
+        let err = load("[storage]\nbackend = \"floppy\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("floppy"), "{err}");
+        assert!(load("[upload]\nprotocols = []\n").is_err());
+        assert!(load("[server]\nadmin_listen = \"localhost\"\n").is_err());
+        let err = load("[server]\nlisten = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.listen") && err.contains("nowhere"),
+            "{err}"
+        );
+        assert!(load("not toml at all [").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let env: BTreeMap<String, String> = [
+            ("UPSLOT_UPLOAD__SECRET".to_string(), "from-env".to_string()),
+            (
+                "UPSLOT_SERVER__LISTEN".to_string(),
+                "127.0.0.1:6000".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let config =
+            Config::load(Some(("[upload]\nsecret = \"from-file\"\n", "f.toml")), &env).unwrap();
+        assert_eq!(
+            config.upload.secrets().unwrap(),
+            vec![Secret::new("from-env")]
+        );
+        assert_eq!(config.listen_addrs().unwrap()[0].port(), 6000);
+    }
+
+    #[test]
+    fn secret_files_are_read_and_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        let config = load(&format!(
+            "[upload]\nsecret_file = {:?}\ndelete_secret_file = {:?}\n",
+            path.display().to_string(),
+            path.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(
+            config.upload.secrets().unwrap(),
+            vec![Secret::new("s3cr3t")]
+        );
+        assert_eq!(
+            config.upload.delete_secret().unwrap(),
+            Some(Secret::new("s3cr3t"))
+        );
+        let missing = load("[upload]\nsecret_file = \"/nonexistent/secret\"\n").unwrap();
+        let err = missing.upload.secrets().unwrap_err().to_string();
+        assert!(err.contains("/nonexistent/secret"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = load("[upload]\nsecret = \"hunter2\"\ndelete_secret = \"d3l3t3\"\n").unwrap();
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("d3l3t3"),
+            "{printed}"
+        );
+    }
+}

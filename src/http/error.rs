@@ -1,0 +1,242 @@
+//! `ApiError`: every way a request can fail, and the one place where
+//! failures become HTTP statuses and stable error codes.
+
+use http::{HeaderValue, Response, StatusCode, header};
+
+use super::body::{self, Body};
+use crate::auth::{PathError, TokenError};
+use crate::index::IndexError;
+use crate::storage::StorageError;
+
+/// A request that cannot be served as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The URL is not a slot path.
+    #[error("{0}")]
+    BadPath(PathError),
+    /// Nothing is stored at this URL (or it has expired).
+    #[error("no such file")]
+    NotFound,
+    /// The method is not served for this URL.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The slot token was refused.
+    #[error("{0}")]
+    Token(TokenError),
+    /// The upload is larger than the configured limit.
+    #[error("the file is larger than the {limit} bytes this server accepts")]
+    TooLarge {
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The body brought more bytes than the slot allows.
+    #[error("the body is longer than the slot's size")]
+    BodyTooLong,
+    /// The body ended before the declared size.
+    #[error("the body ended before the declared size")]
+    Incomplete,
+    /// The client stopped sending the body.
+    #[error("the body stalled")]
+    BodyTimeout,
+    /// A completed file already holds this slot.
+    #[error("this slot already holds a file")]
+    SlotTaken,
+    /// Another upload to this slot is in progress.
+    #[error("an upload to this slot is in progress")]
+    UploadInProgress,
+    /// The requested byte range lies outside the file.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable {
+        /// The file's size, for `Content-Range: bytes */size`.
+        size: u64,
+    },
+    /// Blob storage is out of space.
+    #[error("storage is full")]
+    StorageFull,
+    /// Blob storage or the index cannot be reached.
+    #[error("storage unavailable")]
+    Unavailable,
+    /// A fault on our side.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadPath(PathError::TooLong) => StatusCode::URI_TOO_LONG,
+            ApiError::BadPath(PathError::BadEscape | PathError::Shape | PathError::Control) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Token(TokenError::Missing { bearer: true }) => StatusCode::UNAUTHORIZED,
+            ApiError::Token(
+                TokenError::Missing { bearer: false }
+                | TokenError::Disabled
+                | TokenError::Malformed
+                | TokenError::BadSignature
+                | TokenError::Expired
+                | TokenError::SlotMismatch
+                | TokenError::DeleteDisabled,
+            ) => StatusCode::FORBIDDEN,
+            ApiError::Token(TokenError::LengthRequired) => StatusCode::LENGTH_REQUIRED,
+            ApiError::Token(TokenError::SizeMismatch)
+            | ApiError::TooLarge { .. }
+            | ApiError::BodyTooLong => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Incomplete => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::SlotTaken | ApiError::UploadInProgress => StatusCode::CONFLICT,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable, documented machine-readable code (see README, "Errors").
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadPath(PathError::TooLong) => "path_too_long",
+            ApiError::BadPath(PathError::BadEscape | PathError::Shape | PathError::Control) => {
+                "bad_path"
+            }
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Token(TokenError::Missing { .. }) => "token_missing",
+            ApiError::Token(TokenError::Disabled) => "token_family_disabled",
+            ApiError::Token(TokenError::Malformed) => "token_malformed",
+            ApiError::Token(TokenError::BadSignature) => "token_invalid",
+            ApiError::Token(TokenError::Expired) => "token_expired",
+            ApiError::Token(TokenError::SlotMismatch) => "token_wrong_slot",
+            ApiError::Token(TokenError::DeleteDisabled) => "delete_disabled",
+            ApiError::Token(TokenError::LengthRequired) => "length_required",
+            ApiError::Token(TokenError::SizeMismatch) => "size_mismatch",
+            ApiError::TooLarge { .. } => "too_large",
+            ApiError::BodyTooLong => "body_too_long",
+            ApiError::Incomplete => "body_incomplete",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::SlotTaken => "slot_taken",
+            ApiError::UploadInProgress => "upload_in_progress",
+            ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            ApiError::StorageFull => "storage_full",
+            ApiError::Unavailable => "unavailable",
+            ApiError::Internal => "internal",
+        }
+    }
+
+    /// Whether this failure is a refused credential (counted by brute-force
+    /// protection).
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(self, ApiError::Token(_))
+    }
+
+    /// The response: a one-line text body `<code>: <message>` (5xx: only
+    /// "internal error" and the request id), plus the headers the status
+    /// requires.
+    pub fn into_response(self, request_id: u64) -> Response<Body> {
+        let status = self.status();
+        let text = if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE {
+            format!("{}: internal error (request {request_id})\n", self.code())
+        } else {
+            format!("{}: {self}\n", self.code())
+        };
+        let mut response = Response::new(body::full(text));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        match self {
+            ApiError::Token(TokenError::Missing { bearer: true }) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::MethodNotAllowed => {
+                headers.insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, PUT, DELETE, OPTIONS"),
+                );
+            }
+            ApiError::RangeNotSatisfiable { size } => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
+            }
+            ApiError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(error: PathError) -> Self {
+        ApiError::BadPath(error)
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        ApiError::Token(error)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(error: StorageError) -> Self {
+        match error {
+            StorageError::NotFound => ApiError::NotFound,
+            StorageError::Full => ApiError::StorageFull,
+            StorageError::Unavailable(e) => {
+                tracing::error!(error = %e, "blob storage failed");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(error: IndexError) -> Self {
+        tracing::error!(error = %error, "index failed");
+        ApiError::Unavailable
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_design() {
+        let cases: [(ApiError, u16); 12] = [
+            (ApiError::Token(TokenError::Missing { bearer: false }), 403),
+            (ApiError::Token(TokenError::Missing { bearer: true }), 401),
+            (ApiError::Token(TokenError::BadSignature), 403),
+            (ApiError::Token(TokenError::Expired), 403),
+            (ApiError::Token(TokenError::SlotMismatch), 403),
+            (ApiError::Token(TokenError::SizeMismatch), 413),
+            (ApiError::Token(TokenError::LengthRequired), 411),
+            (ApiError::TooLarge { limit: 1 }, 413),
+            (ApiError::Incomplete, 400),
+            (ApiError::SlotTaken, 409),
+            (ApiError::StorageFull, 507),
+            (ApiError::Unavailable, 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn responses_carry_required_headers_and_no_causes() {
+        let r = ApiError::Token(TokenError::Missing { bearer: true }).into_response(1);
+        assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let r = ApiError::RangeNotSatisfiable { size: 42 }.into_response(1);
+        assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */42");
+        let r = ApiError::MethodNotAllowed.into_response(1);
+        assert!(r.headers().contains_key(header::ALLOW));
+    }
+}

@@ -1,0 +1,117 @@
+//! HTTP: routing, handlers, and the headers every response carries.
+//!
+//! [`serve_public`] is the whole life of one request on the public
+//! listener: give it an id, route it, run its handler, turn any
+//! [`ApiError`] into a response, add CORS and security headers, and write
+//! one log line (no path, no token, no address unless configured).
+
+pub mod body;
+pub mod cors;
+mod delete;
+mod download;
+pub mod error;
+pub mod file_headers;
+mod health;
+pub mod range;
+pub mod route;
+mod upload;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, header};
+use hyper::body::Incoming;
+use tracing::Instrument as _;
+
+use self::body::Body;
+pub use self::error::ApiError;
+use self::route::Route;
+use crate::app::App;
+use crate::privacy;
+
+/// Serves one request on the public listener.
+pub async fn serve_public(
+    app: Arc<App>,
+    peer: SocketAddr,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let request_id = app.request_id();
+    let now = crate::time::unix_now();
+    let method = request.method().clone();
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let forwarded_for = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+
+    let span = tracing::info_span!("request", request_id);
+    let result = dispatch(&app, request, now).instrument(span).await;
+    let (mut response, code) = match result {
+        Ok(response) => (response, None),
+        Err(error) => {
+            let code = error.code();
+            (error.into_response(request_id), Some(code))
+        }
+    };
+    let headers = response.headers_mut();
+    app.settings.cors.apply(origin.as_ref(), headers);
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-request-id", HeaderValue::from(request_id));
+
+    let client = privacy::loggable(
+        app.client_ip(peer.ip(), forwarded_for.as_deref()),
+        app.settings.log_client_ip,
+    );
+    tracing::info!(
+        request_id,
+        method = %method,
+        status = response.status().as_u16(),
+        error.code = code,
+        duration_ms = started.elapsed().as_millis() as u64,
+        client.ip = client,
+        "request"
+    );
+    Ok(response)
+}
+
+async fn dispatch(
+    app: &Arc<App>,
+    request: Request<Incoming>,
+    now: i64,
+) -> Result<Response<Body>, ApiError> {
+    let route = route::route(
+        request.method(),
+        request.uri().path(),
+        &app.settings.base_path,
+    )?;
+    match route {
+        Route::Preflight => Ok(app.settings.cors.preflight()),
+        Route::Download { path, head } => {
+            let (parts, _) = request.into_parts();
+            download::get(app, &parts, &path, head, now).await
+        }
+        Route::Upload(path) => upload::put(app, request, path, now).await,
+        Route::Delete(path) => delete::delete(app, request.uri().query(), &path).await,
+    }
+}
+
+/// Serves one request on the admin listener: `/health`.
+pub async fn serve_admin(
+    app: Arc<App>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let request_id = app.request_id();
+    let response = match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/health") => health::health(&app).await,
+        (_, "/health") => ApiError::MethodNotAllowed.into_response(request_id),
+        _ => ApiError::NotFound.into_response(request_id),
+    };
+    Ok(response)
+}

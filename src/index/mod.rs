@@ -1,0 +1,152 @@
+//! The index: file metadata keyed by a keyed hash of the slot path.
+//!
+//! Nothing in it is plaintext personal data: the key is
+//! `HMAC(index_key, path)`, the owner a keyed hash of the uploader, and the
+//! blob name is random. Secondary orders (by expiry, by owner) let the
+//! sweeper and erasure work without scanning everything.
+
+pub mod embedded;
+mod record;
+
+use async_trait::async_trait;
+
+pub use record::FileRecord;
+
+use crate::auth::mac::hmac_sha256;
+use crate::auth::{SlotPath, Uploader};
+
+/// Why an index operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The database cannot be opened, read or written.
+    #[error("index unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record cannot be decoded.
+    #[error("index record is corrupt")]
+    Corrupt,
+}
+
+/// Key of one file: `HMAC(index_key, "slot\0" + path)`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotKey(pub [u8; 32]);
+
+/// An uploader pseudonym: `HMAC(index_key, "owner\0" + sha1(bare JID) hex)`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OwnerKey(pub [u8; 32]);
+
+impl std::fmt::Debug for SlotKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SlotKey({})", hex::encode(&self.0[..4]))
+    }
+}
+
+impl std::fmt::Debug for OwnerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnerKey({})", hex::encode(&self.0[..4]))
+    }
+}
+
+/// The secret that keys index hashes. Without it, nobody can tell which
+/// path or JID an index entry belongs to.
+#[derive(Clone)]
+pub struct IndexKey([u8; 32]);
+
+impl IndexKey {
+    /// Wraps 32 secret bytes.
+    pub fn new(bytes: [u8; 32]) -> IndexKey {
+        IndexKey(bytes)
+    }
+
+    /// The key of `path`.
+    pub fn slot(&self, path: &SlotPath) -> SlotKey {
+        let mut message = b"slot\0".to_vec();
+        message.extend_from_slice(path.as_bytes());
+        SlotKey(hmac_sha256(&self.0, &message))
+    }
+
+    /// The pseudonym of an uploader. JIDs are reduced to ejabberd's form,
+    /// `sha1(user@host)` in hex, so a JWT `sub` and an ejabberd path of the
+    /// same account give the same owner.
+    pub fn owner(&self, uploader: &Uploader) -> OwnerKey {
+        use sha1::Digest as _;
+        let sha1_hex = match uploader {
+            Uploader::Jid(jid) => hex::encode(sha1::Sha1::digest(jid.as_bytes())),
+            Uploader::Sha1Hex(hex) => hex.to_ascii_lowercase(),
+        };
+        let mut message = b"owner\0".to_vec();
+        message.extend_from_slice(sha1_hex.as_bytes());
+        OwnerKey(hmac_sha256(&self.0, &message))
+    }
+}
+
+impl std::fmt::Debug for IndexKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IndexKey([redacted])")
+    }
+}
+
+/// Outcome of [`Index::insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// The record was stored.
+    Created,
+    /// A record already existed for the key; nothing changed.
+    Exists,
+}
+
+/// File metadata storage.
+#[async_trait]
+pub trait Index: Send + Sync + 'static {
+    /// The record of `key`, if any (expired or not: callers decide).
+    async fn get(&self, key: SlotKey) -> Result<Option<FileRecord>, IndexError>;
+
+    /// Stores `record` under `key` unless a record exists: atomic, so of
+    /// two concurrent inserts exactly one gets [`Inserted::Created`].
+    async fn insert(&self, key: SlotKey, record: FileRecord) -> Result<Inserted, IndexError>;
+
+    /// Removes and returns the record of `key`.
+    async fn remove(&self, key: SlotKey) -> Result<Option<FileRecord>, IndexError>;
+
+    /// Up to `limit` records with `expires_at <= now`, earliest first.
+    async fn expired(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
+
+    /// Whether the index can be read and written, for `/health`.
+    async fn check(&self) -> Result<(), IndexError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_depend_on_the_index_key_and_input() {
+        let a = IndexKey::new([1; 32]);
+        let b = IndexKey::new([2; 32]);
+        let path = SlotPath::from_wire("abc/photo.jpg").unwrap();
+        let other = SlotPath::from_wire("abc/photo2.jpg").unwrap();
+        assert_eq!(a.slot(&path), a.slot(&path));
+        assert_ne!(a.slot(&path), b.slot(&path));
+        assert_ne!(a.slot(&path), a.slot(&other));
+    }
+
+    #[test]
+    fn jid_and_ejabberd_hash_give_one_owner() {
+        let key = IndexKey::new([7; 32]);
+        // sha1("romeo@montague.tld")
+        let jid = Uploader::Jid("romeo@montague.tld".into());
+        use sha1::Digest as _;
+        let hex = hex::encode(sha1::Sha1::digest(b"romeo@montague.tld"));
+        assert_eq!(
+            key.owner(&jid),
+            key.owner(&Uploader::Sha1Hex(hex.to_uppercase()))
+        );
+        assert_ne!(
+            key.owner(&jid),
+            key.owner(&Uploader::Jid("juliet@capulet.lit".into()))
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! The `upslot` command: parse arguments, load the config, start serving.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use upslot::bootstrap::{self, StartError};
+use upslot::config::{Config, ConfigError};
+use upslot::{server, shutdown, telemetry};
+
+/// Exit code for a configuration mistake (EX_USAGE).
+const EXIT_CONFIG: u8 = 64;
+
+/// Storage service for XMPP HTTP File Upload (XEP-0363).
+#[derive(Parser)]
+#[command(name = "upslot", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve uploads and downloads.
+    Serve {
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check the configuration and exit (0: valid, 64: invalid).
+    CheckConfig {
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let (Command::Serve { config } | Command::CheckConfig { config }) = &cli.command;
+    let config = match load_config(config.clone(), &env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("upslot: configuration error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { .. } => check_config(&config),
+        Command::Serve { .. } => serve(config),
+    }
+}
+
+/// Loads the config file named by `--config`, else `$UPSLOT_CONFIG`, else
+/// only the embedded defaults; then the environment overrides.
+fn load_config(
+    path: Option<PathBuf>,
+    env: &BTreeMap<String, String>,
+) -> Result<Config, ConfigError> {
+    let path = path.or_else(|| env.get("UPSLOT_CONFIG").map(PathBuf::from));
+    match path {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                key: "--config".into(),
+                path: path.clone(),
+                source,
+            })?;
+            Config::load(Some((&text, &path.display().to_string())), env)
+        }
+        None => Config::load(None, env),
+    }
+}
+
+fn check_config(config: &Config) -> ExitCode {
+    let checks = || -> Result<usize, String> {
+        let secrets = config.upload.secrets().map_err(|e| e.to_string())?;
+        config.upload.delete_secret().map_err(|e| e.to_string())?;
+        if let Some(tls) = &config.server.tls {
+            server::tls::Tls::load(&tls.cert, &tls.key).map_err(|e| format!("server.tls: {e}"))?;
+        }
+        Ok(secrets.len())
+    };
+    match checks() {
+        Ok(secrets) => {
+            let secrets = if secrets == 0 {
+                "none configured (one is generated at first start)".to_string()
+            } else {
+                secrets.to_string()
+            };
+            println!(
+                "configuration OK\n  listen: {}\n  storage: {:?} at {}\n  retention: {}\n  max upload: {}\n  secrets: {secrets}",
+                config.server.listen.as_slice().join(", "),
+                config.storage.backend,
+                config.storage.path.display(),
+                config.retention.keep,
+                config.upload.max_size,
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("upslot: configuration error: {error}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    telemetry::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("upslot: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("upslot: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), StartError> {
+    let prepared = bootstrap::prepare(&config)?;
+    let bind = |addr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let mut public = Vec::new();
+    for addr in config.listen_addrs()? {
+        public.push(bind(addr).await?);
+    }
+    let admin = match config.admin_listen()? {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+
+    if let Some(hints) = &prepared.first_start_hints {
+        println!("{hints}");
+    }
+    let scheme = if prepared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    for listener in &public {
+        if let Ok(addr) = listener.local_addr() {
+            println!("upslot listening on {scheme}://{addr}");
+        }
+    }
+    if let Some(addr) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+        println!("upslot admin listening on http://{addr}");
+    }
+
+    let stop = CancellationToken::new();
+    let signal_error = |source| StartError::Io {
+        what: "cannot install signal handlers",
+        path: PathBuf::new(),
+        source,
+    };
+    shutdown::cancel_on_signals(stop.clone()).map_err(signal_error)?;
+    if let Some(tls) = prepared.tls.clone() {
+        shutdown::on_hangup(stop.clone(), move || match tls.reload() {
+            Ok(()) => tracing::info!("TLS certificate reloaded"),
+            Err(error) => tracing::error!(%error, "TLS reload failed; keeping the old certificate"),
+        })
+        .map_err(signal_error)?;
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "upslot started");
+    server::run(
+        prepared.app,
+        public,
+        admin,
+        prepared.tls,
+        prepared.limits,
+        stop,
+    )
+    .await;
+    tracing::info!("upslot stopped");
+    Ok(())
+}

@@ -1,0 +1,274 @@
+//! Blobs on a local filesystem.
+//!
+//! Layout below the data directory:
+//! - `blobs/<YYYY-MM-DD>/<uuid>`: complete blobs (mode 0600, directories 0700);
+//! - `tmp/<uuid>.part`: uploads in progress, in the same filesystem so the
+//!   final `rename` is atomic. Whatever is in `tmp/` at start-up belongs to
+//!   a process that died and is removed.
+//!
+//! A commit is: flush, `fsync` the file, `rename` into place, `fsync` the
+//! day directory. Reads use tokio's file I/O with large buffers rather than
+//! object_store's `LocalFileSystem`, which reads in 8 KiB chunks with one
+//! blocking task each (see benches/README.md for the measurement).
+
+use std::io;
+use std::ops::Range;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+
+use super::{BlobName, BlobStore, BlobStream, BlobWriter, StorageError};
+
+/// Bytes buffered before a write reaches the file, and read per chunk when
+/// serving. Bounds the memory of one transfer.
+pub const IO_BUFFER_BYTES: usize = 256 * 1024;
+
+/// A [`BlobStore`] in a directory.
+#[derive(Debug, Clone)]
+pub struct DiskStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+impl DiskStore {
+    /// Opens (creating if needed) the store below `root`, and removes the
+    /// temporary files a previous process left behind.
+    pub fn open(root: &Path) -> io::Result<DiskStore> {
+        let store = DiskStore {
+            blobs: root.join("blobs"),
+            tmp: root.join("tmp"),
+        };
+        for dir in [root, &store.blobs, &store.tmp] {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        store.remove_temp_files()?;
+        Ok(store)
+    }
+
+    /// Removes every file in `tmp/`. Only safe when no upload is running in
+    /// this process: at start-up.
+    fn remove_temp_files(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&self.tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(
+                files = removed,
+                "removed temporary files of interrupted uploads"
+            );
+        }
+        Ok(removed)
+    }
+
+    fn path_of(&self, name: &BlobName) -> PathBuf {
+        self.blobs.join(name.key())
+    }
+}
+
+#[async_trait]
+impl BlobStore for DiskStore {
+    async fn create(&self, name: &BlobName) -> Result<Box<dyn BlobWriter>, StorageError> {
+        let temp_path = self
+            .tmp
+            .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp_path)
+            .await?;
+        Ok(Box::new(DiskWriter {
+            file: Some(BufWriter::with_capacity(IO_BUFFER_BYTES, file)),
+            temp_path,
+            final_path: self.path_of(name),
+        }))
+    }
+
+    async fn read(&self, name: &BlobName, range: Range<u64>) -> Result<BlobStream, StorageError> {
+        let mut file = tokio::fs::File::open(self.path_of(name)).await?;
+        if range.start > 0 {
+            file.seek(io::SeekFrom::Start(range.start)).await?;
+        }
+        let limited = tokio::io::AsyncReadExt::take(file, range.end.saturating_sub(range.start));
+        Ok(Box::pin(ReaderStream::with_capacity(
+            limited,
+            IO_BUFFER_BYTES,
+        )))
+    }
+
+    async fn delete(&self, name: &BlobName) -> Result<(), StorageError> {
+        match tokio::fs::remove_file(self.path_of(name)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        let probe = self
+            .tmp
+            .join(format!("{}.health", uuid::Uuid::new_v4().simple()));
+        tokio::fs::write(&probe, b"").await?;
+        tokio::fs::remove_file(&probe).await?;
+        Ok(())
+    }
+}
+
+/// An upload being written to `tmp/`.
+struct DiskWriter {
+    /// `None` once committed.
+    file: Option<BufWriter<tokio::fs::File>>,
+    temp_path: PathBuf,
+    final_path: PathBuf,
+}
+
+#[async_trait]
+impl BlobWriter for DiskWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        let file = self.file.as_mut().ok_or_else(|| {
+            StorageError::Unavailable(io::Error::other("writer already committed"))
+        })?;
+        file.write_all(&chunk).await?;
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        let mut file = self.file.take().ok_or_else(|| {
+            StorageError::Unavailable(io::Error::other("writer already committed"))
+        })?;
+        let result = async {
+            file.flush().await?;
+            file.get_mut().sync_all().await?;
+            drop(file);
+            let day_dir = self
+                .final_path
+                .parent()
+                .ok_or_else(|| io::Error::other("blob path has no parent"))?
+                .to_path_buf();
+            let fresh_day = !tokio::fs::try_exists(&day_dir).await?;
+            if fresh_day {
+                tokio::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&day_dir)
+                    .await?;
+            }
+            tokio::fs::rename(&self.temp_path, &self.final_path).await?;
+            let blobs_dir = day_dir.parent().map(Path::to_path_buf);
+            tokio::task::spawn_blocking(move || -> io::Result<()> {
+                std::fs::File::open(&day_dir)?.sync_all()?;
+                if let (true, Some(blobs_dir)) = (fresh_day, blobs_dir) {
+                    std::fs::File::open(blobs_dir)?.sync_all()?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(io::Error::other)??;
+            Ok::<(), io::Error>(())
+        }
+        .await;
+        if result.is_err() {
+            // Neither half-written temp files nor unsynced blobs stay behind.
+            let _ = std::fs::remove_file(&self.temp_path);
+            let _ = std::fs::remove_file(&self.final_path);
+        }
+        // Nothing left for Drop to clean up.
+        self.temp_path = PathBuf::new();
+        result.map_err(StorageError::from)
+    }
+}
+
+impl Drop for DiskWriter {
+    fn drop(&mut self) {
+        if self.file.is_some() && !self.temp_path.as_os_str().is_empty() {
+            // An abandoned upload (client gone, error, shutdown): unlink now.
+            let _ = std::fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    async fn read_all(store: &DiskStore, name: &BlobName, range: Range<u64>) -> Vec<u8> {
+        let mut stream = store.read(name, range).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    fn temp_files(root: &Path) -> usize {
+        std::fs::read_dir(root.join("tmp")).unwrap().count()
+    }
+
+    #[tokio::test]
+    async fn write_commit_read_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let name = BlobName::new(1_795_737_600);
+        let mut writer = store.create(&name).await.unwrap();
+        let data: Vec<u8> = (0..(IO_BUFFER_BYTES * 3 + 17)).map(|i| i as u8).collect();
+        for chunk in data.chunks(10_000) {
+            writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        }
+        assert!(matches!(
+            store.read(&name, 0..1).await,
+            Err(StorageError::NotFound)
+        ));
+        writer.commit().await.unwrap();
+        assert_eq!(temp_files(dir.path()), 0);
+        assert_eq!(read_all(&store, &name, 0..data.len() as u64).await, data);
+        assert_eq!(read_all(&store, &name, 5..9).await, &data[5..9]);
+        store.delete(&name).await.unwrap();
+        store.delete(&name).await.unwrap();
+        assert!(matches!(
+            store.read(&name, 0..1).await,
+            Err(StorageError::NotFound)
+        ));
+        store.check().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn dropped_writer_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let name = BlobName::new(1_795_737_600);
+        let mut writer = store.create(&name).await.unwrap();
+        writer.write(Bytes::from_static(b"partial")).await.unwrap();
+        assert_eq!(temp_files(dir.path()), 1);
+        drop(writer);
+        assert_eq!(temp_files(dir.path()), 0);
+        assert!(matches!(
+            store.read(&name, 0..1).await,
+            Err(StorageError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn leftovers_of_a_crash_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        let writer = store.create(&BlobName::new(0)).await.unwrap();
+        std::mem::forget(writer); // as if the process had died
+        assert_eq!(temp_files(dir.path()), 1);
+        DiskStore::open(dir.path()).unwrap();
+        assert_eq!(temp_files(dir.path()), 0);
+    }
+}

@@ -1,0 +1,149 @@
+//! Blob storage: the bytes of uploaded files under server-made names.
+//!
+//! A [`BlobStore`] knows nothing of slots, tokens or expiry: it writes a blob
+//! so that it appears only when complete ([`BlobWriter::commit`]), reads byte
+//! ranges, and deletes. Names are [`BlobName`]s, built in exactly one place
+//! from the creation day and a random UUID, so no client text ever reaches
+//! a storage path.
+
+pub mod disk;
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::time::civil_date;
+
+/// A stream of a blob's bytes.
+pub type BlobStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The blob does not exist.
+    #[error("blob not found")]
+    NotFound,
+    /// No space left (or quota exceeded).
+    #[error("storage is full")]
+    Full,
+    /// The store cannot be reached or refused the operation.
+    #[error("storage unavailable: {0}")]
+    Unavailable(io::Error),
+}
+
+impl From<io::Error> for StorageError {
+    fn from(error: io::Error) -> Self {
+        match error.kind() {
+            io::ErrorKind::NotFound => StorageError::NotFound,
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => StorageError::Full,
+            _ => StorageError::Unavailable(error),
+        }
+    }
+}
+
+/// A blob's name: `<YYYY-MM-DD>/<uuid>`, the day it was created and a
+/// random id. Only [`BlobName::new`] makes fresh names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobName {
+    key: String,
+}
+
+impl BlobName {
+    /// A fresh random name for a blob created at Unix time `created`.
+    pub fn new(created: i64) -> BlobName {
+        let (year, month, day) = civil_date(created);
+        let id = uuid::Uuid::new_v4().simple();
+        BlobName {
+            key: format!("{year:04}-{month:02}-{day:02}/{id}"),
+        }
+    }
+
+    /// Re-reads a name stored by [`BlobName::key`]; `None` unless it has
+    /// exactly the shape `new` makes.
+    pub fn parse(key: &str) -> Option<BlobName> {
+        let (day, id) = key.split_once('/')?;
+        let day_ok = day.len() == 10
+            && day.bytes().enumerate().all(|(i, b)| match i {
+                4 | 7 => b == b'-',
+                _ => b.is_ascii_digit(),
+            });
+        let id_ok = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        (day_ok && id_ok).then(|| BlobName {
+            key: key.to_string(),
+        })
+    }
+
+    /// The storage key, `<day>/<id>`: a relative path on disk, an object
+    /// key on S3.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The creation-day prefix, `YYYY-MM-DD`.
+    pub fn day(&self) -> &str {
+        self.key.split_once('/').map_or("", |(day, _)| day)
+    }
+}
+
+/// Where blobs live.
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts writing blob `name`. Nothing is visible under `name` until
+    /// [`BlobWriter::commit`] succeeds; a writer dropped before that leaves
+    /// nothing behind.
+    async fn create(&self, name: &BlobName) -> Result<Box<dyn BlobWriter>, StorageError>;
+
+    /// Streams the bytes `range` of blob `name` (the caller has checked the
+    /// range against the blob's size).
+    async fn read(&self, name: &BlobName, range: Range<u64>) -> Result<BlobStream, StorageError>;
+
+    /// Deletes blob `name`; deleting a missing blob succeeds.
+    async fn delete(&self, name: &BlobName) -> Result<(), StorageError>;
+
+    /// Whether the store is reachable and writable, for `/health`.
+    async fn check(&self) -> Result<(), StorageError>;
+}
+
+/// A blob being written.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends `chunk`.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError>;
+
+    /// Makes the blob durable and visible under its name.
+    async fn commit(self: Box<Self>) -> Result<(), StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_random_and_dated() {
+        let a = BlobName::new(1_795_651_200); // 2026-11-26
+        let b = BlobName::new(1_795_651_200);
+        assert_ne!(a, b);
+        assert_eq!(a.day(), "2026-11-26");
+        assert_eq!(a.key().len(), 10 + 1 + 32);
+        assert_eq!(BlobName::parse(a.key()), Some(a.clone()));
+    }
+
+    #[test]
+    fn parse_refuses_anything_else() {
+        for bad in [
+            "",
+            "2026-11-26",
+            "../etc/passwd",
+            "2026-11-26/../../x",
+            "2026-11-26/0123456789abcdef0123456789abcdeg",
+            "2026-1x-26/0123456789abcdef0123456789abcdef",
+            "2026-11-26/0123456789abcdef0123456789abcdef/x",
+        ] {
+            assert_eq!(BlobName::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Time as plain Unix seconds, and the one place that reads the clock.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The current Unix time in seconds. Handlers read it once per request and
+/// pass it down; decisions take `now` as a parameter.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A Unix time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn http_date(unix: i64) -> String {
+    let secs = u64::try_from(unix).unwrap_or(0);
+    httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// Parses an HTTP date into Unix seconds.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    let time = httpdate::parse_http_date(text).ok()?;
+    let secs = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
+}
+
+/// The proleptic Gregorian (year, month, day) in UTC of Unix time `unix`
+/// (Howard Hinnant's `civil_from_days`).
+pub fn civil_date(unix: i64) -> (i64, u32, u32) {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(86_399), (1970, 1, 1));
+        assert_eq!(civil_date(951_782_400), (2000, 2, 29));
+        assert_eq!(civil_date(1_795_651_200), (2026, 11, 26));
+        assert_eq!(civil_date(-1), (1969, 12, 31));
+        assert_eq!(civil_date(4_107_542_400), (2100, 3, 1));
+    }
+
+    #[test]
+    fn http_dates_round_trip() {
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+    }
+}

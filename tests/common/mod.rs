@@ -1,0 +1,234 @@
+//! Starts the real `upslot` binary for integration tests.
+//!
+//! Every instance gets its own temporary data directory and ephemeral ports
+//! (`127.0.0.1:0`); the binary announces the bound addresses on stdout with
+//! lines `upslot listening on <url>` and `upslot admin listening on <url>`,
+//! which [`Upslot::start`] waits for. No fixed ports, no sleeps.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The shared secret every test instance is configured with.
+pub const SECRET: &str = "test-secret-0123456789";
+
+/// A running upslot process; killed when dropped.
+pub struct Upslot {
+    /// `http://127.0.0.1:PORT` (or `https://…`) of the public listener, no trailing slash.
+    pub base_url: String,
+    /// `http://127.0.0.1:PORT` of the admin listener.
+    pub admin_url: String,
+    /// The storage directory (`[storage] path`).
+    pub data_dir: PathBuf,
+    /// The config file the process was started with.
+    pub config_path: PathBuf,
+    child: Child,
+    stderr_lines: mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Upslot {
+    /// Starts upslot with the test secret, ephemeral ports, a fresh data
+    /// directory and `extra` TOML appended (sections may be repeated only if
+    /// they are not already present: `[server]`, `[upload]` and `[storage]`
+    /// are written here, so pass their keys through [`Upslot::start_with`]).
+    pub fn start(extra: &str) -> Upslot {
+        Upslot::start_with("", "", extra, &[])
+    }
+
+    /// Starts upslot with extra keys for `[server]`, `[upload]`, further
+    /// sections in `rest`, and extra environment variables.
+    pub fn start_with(server: &str, upload: &str, rest: &str, env: &[(&str, &str)]) -> Upslot {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let config_path = dir.path().join("upslot.toml");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{server}\n\
+             [upload]\nsecret = \"{SECRET}\"\n{upload}\n\
+             [storage]\npath = \"{}\"\n{rest}\n",
+            data_dir.display()
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        Upslot::spawn(dir, data_dir, config_path, env)
+    }
+
+    /// Starts upslot with exactly this config file content (`{data}` is
+    /// replaced by the data directory path).
+    pub fn start_raw(config: &str, env: &[(&str, &str)]) -> Upslot {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("data");
+        let config_path = dir.path().join("upslot.toml");
+        let config = config.replace("{data}", &data_dir.display().to_string());
+        std::fs::write(&config_path, config).expect("write config");
+        Upslot::spawn(dir, data_dir, config_path, env)
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        data_dir: PathBuf,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+    ) -> Upslot {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_upslot"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(dir.path())
+            .env_remove("UPSLOT_CONFIG")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn upslot");
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (etx, erx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if etx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut base_url = None;
+        let mut admin_url = None;
+        while base_url.is_none() || admin_url.is_none() {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("upslot listening on ") {
+                        base_url = Some(url.trim_end_matches('/').to_string());
+                    } else if let Some(url) = line.strip_prefix("upslot admin listening on ") {
+                        admin_url = Some(url.trim_end_matches('/').to_string());
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let logs: Vec<String> = erx.try_iter().collect();
+                    panic!(
+                        "upslot did not announce its listeners; stderr:\n{}",
+                        logs.join("\n")
+                    );
+                }
+            }
+        }
+        Upslot {
+            base_url: base_url.unwrap_or_default(),
+            admin_url: admin_url.unwrap_or_default(),
+            data_dir,
+            config_path,
+            child,
+            stderr_lines: erx,
+            _dir: dir,
+        }
+    }
+
+    /// The full URL of `path` (which must not start with `/`) on the public listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url, path)
+    }
+
+    /// The process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (`"TERM"`, `"HUP"`, …) to the process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every stderr (log) line printed so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stderr_lines.try_iter().collect()
+    }
+
+    /// All regular files below the data directory, relative to it.
+    pub fn files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    out.push(rel.to_path_buf());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir, &self.data_dir, &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Drop for Upslot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// HMAC-SHA256 of `message` under `secret`, lower-case hex: how XMPP servers sign slots.
+pub fn mac_hex(secret: &str, message: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A v1 PUT URL path+query for `path` (already percent-encoded on the wire form
+/// `wire`, decoded form `decoded`) of `size` bytes.
+pub fn v1_query(decoded: &str, size: u64) -> String {
+    format!(
+        "v={}",
+        mac_hex(SECRET, format!("{decoded} {size}").as_bytes())
+    )
+}
+
+/// A v2 query for `decoded` path, `size` and `content_type`.
+pub fn v2_query(decoded: &str, size: u64, content_type: &str) -> String {
+    format!(
+        "v2={}",
+        mac_hex(
+            SECRET,
+            format!("{decoded}\0{size}\0{content_type}").as_bytes()
+        )
+    )
+}
