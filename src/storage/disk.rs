@@ -88,7 +88,12 @@ impl BlobStore for DiskStore {
             .create_new(true)
             .mode(0o600)
             .open(&temp_path)
-            .await?;
+            .await
+            // A missing tmp/ means the store itself is gone, not the blob.
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => StorageError::Unavailable(e),
+                _ => StorageError::from(e),
+            })?;
         Ok(Box::new(DiskWriter {
             file: Some(BufWriter::with_capacity(IO_BUFFER_BYTES, file)),
             temp_path,

@@ -232,3 +232,68 @@ pub fn v2_query(decoded: &str, size: u64, content_type: &str) -> String {
         )
     )
 }
+
+/// A JWT as Prosody's mod_http_file_share makes it: HS256 over `claims`
+/// (a JSON object) with the test secret.
+pub fn jwt(claims: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.as_bytes());
+    let signed = format!("{header}.{payload}");
+    let mac = hex::decode(mac_hex(SECRET, signed.as_bytes())).expect("hex");
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+/// The current Unix time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A raw HTTP/1.1 exchange over TCP, for requests a polite client will not
+/// send (short bodies, chunked PUTs, oversized declarations).
+pub mod raw {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    /// Connects to the `http://host:port` base URL.
+    pub fn connect(base_url: &str) -> TcpStream {
+        let addr = base_url.trim_start_matches("http://");
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        stream
+    }
+
+    /// Sends `head` (request line and headers, without the final blank
+    /// line), then `body`, optionally half-closes, and reads the status.
+    pub fn exchange(base_url: &str, head: &str, body: &[u8], half_close: bool) -> (u16, String) {
+        let mut stream = connect(base_url);
+        stream
+            .write_all(format!("{head}\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes())
+            .expect("write head");
+        let _ = stream.write_all(body);
+        if half_close {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+        read_response(&mut stream)
+    }
+
+    /// Reads until EOF and returns the status code and the whole text.
+    pub fn read_response(stream: &mut TcpStream) -> (u16, String) {
+        let mut buf = Vec::new();
+        let _ = stream.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+}
