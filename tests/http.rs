@@ -1,5 +1,7 @@
 //! Every row of DESIGN.md §3, over HTTP, against the real binary.
 
+#![allow(clippy::unwrap_used)] // tests may panic on the unexpected
+
 mod common;
 
 use std::time::Duration;

@@ -26,6 +26,8 @@ pub struct Upslot {
     pub data_dir: PathBuf,
     /// The config file the process was started with.
     pub config_path: PathBuf,
+    /// The stdout lines printed up to and including the listener announcements.
+    pub startup_stdout: Vec<String>,
     child: Child,
     stderr_lines: mpsc::Receiver<String>,
     _dir: tempfile::TempDir,
@@ -67,6 +69,23 @@ impl Upslot {
         Upslot::spawn(dir, data_dir, config_path, env)
     }
 
+    /// Starts `upslot serve` with no config file at all, in a fresh working
+    /// directory (`dir`, or a new one), so the embedded defaults apply;
+    /// `env` must move the listeners to port 0.
+    pub fn start_without_config(dir: Option<tempfile::TempDir>, env: &[(&str, &str)]) -> Upslot {
+        let dir = dir.unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
+        let data_dir = dir.path().join("data");
+        Upslot::spawn(dir, data_dir, PathBuf::new(), env)
+    }
+
+    /// Stops the process (SIGKILL) and hands back its working directory.
+    pub fn into_dir(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self._dir, placeholder)
+    }
+
     fn spawn(
         dir: tempfile::TempDir,
         data_dir: PathBuf,
@@ -74,10 +93,11 @@ impl Upslot {
         env: &[(&str, &str)],
     ) -> Upslot {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_upslot"));
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&config_path)
-            .current_dir(dir.path())
+        cmd.arg("serve");
+        if !config_path.as_os_str().is_empty() {
+            cmd.arg("--config").arg(&config_path);
+        }
+        cmd.current_dir(dir.path())
             .env_remove("UPSLOT_CONFIG")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -107,9 +127,11 @@ impl Upslot {
         });
         let mut base_url = None;
         let mut admin_url = None;
+        let mut startup_stdout = Vec::new();
         while base_url.is_none() || admin_url.is_none() {
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(line) => {
+                    startup_stdout.push(line.clone());
                     if let Some(url) = line.strip_prefix("upslot listening on ") {
                         base_url = Some(url.trim_end_matches('/').to_string());
                     } else if let Some(url) = line.strip_prefix("upslot admin listening on ") {
@@ -131,6 +153,7 @@ impl Upslot {
             admin_url: admin_url.unwrap_or_default(),
             data_dir,
             config_path,
+            startup_stdout,
             child,
             stderr_lines: erx,
             _dir: dir,
