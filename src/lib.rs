@@ -16,6 +16,8 @@
 //!         ─▶ ApiError ─▶ status + stable code, one log line without personal data
 //! ```
 //!
+//! The sweeper deletes files (blob, then index row) once `expires_at` passes.
+//!
 //! Storage names are random ([`storage::BlobName`]); the index is keyed by
 //! `HMAC(index_key, path)`, so nothing at rest reveals a file name, JID or IP.
 
@@ -29,5 +31,6 @@ pub mod privacy;
 pub mod server;
 pub mod shutdown;
 pub mod storage;
+pub mod sweeper;
 pub mod telemetry;
 pub mod time;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use upslot::bootstrap::{self, StartError};
 use upslot::config::{Config, ConfigError};
-use upslot::{server, shutdown, telemetry};
+use upslot::{server, shutdown, sweeper, telemetry};
 
 /// Exit code for a configuration mistake (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
@@ -176,6 +176,11 @@ async fn run(config: Config) -> Result<(), StartError> {
         .map_err(signal_error)?;
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "upslot started");
+    let sweeper = tokio::spawn(sweeper::run(
+        std::sync::Arc::clone(&prepared.app),
+        config.retention.sweep_every.0,
+        stop.clone(),
+    ));
     server::run(
         prepared.app,
         public,
@@ -185,6 +190,9 @@ async fn run(config: Config) -> Result<(), StartError> {
         stop,
     )
     .await;
+    // The server returns only once `stop` is cancelled; the sweeper ends
+    // after its current batch.
+    let _ = sweeper.await;
     tracing::info!("upslot stopped");
     Ok(())
 }

@@ -519,7 +519,7 @@ async fn concurrent_puts_to_one_slot_have_one_winner() {
 
 #[tokio::test]
 async fn expired_files_are_never_served() {
-    let server = Upslot::start("[retention]\nkeep = \"2s\"\n");
+    let server = Upslot::start("[retention]\nkeep = \"2s\"\nsweep_every = \"200ms\"\n");
     let r = put_v1(&server, "exp/a.txt", "exp/a.txt", b"soon gone".to_vec()).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = client().get(server.url("exp/a.txt")).send().await.unwrap();
@@ -538,6 +538,16 @@ async fn expired_files_are_never_served() {
     }
     let r = client().head(server.url("exp/a.txt")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The sweeper deletes the blob soon after.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.files().iter().any(|f| f.starts_with("blobs/")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "blob not swept: {:?}",
+            server.files()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A JWT whose `expires` is earlier than `keep` wins: here, already past.
     let now = unix_now();
     let token = jwt(&format!(

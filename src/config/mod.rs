@@ -188,6 +188,8 @@ pub enum StorageBackend {
 pub struct RetentionConfig {
     /// Time from upload to deletion.
     pub keep: Span,
+    /// How often the sweeper looks for expired files.
+    pub sweep_every: Span,
 }
 
 /// `[index]`.
@@ -374,6 +376,9 @@ impl Config {
         }
         if self.retention.keep.0 < Duration::from_secs(1) {
             return Err(invalid("retention.keep", "must be at least one second"));
+        }
+        if self.retention.sweep_every.0 < Duration::from_millis(100) {
+            return Err(invalid("retention.sweep_every", "must be at least 100ms"));
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err(invalid("storage.path", "must name a directory"));
