@@ -168,13 +168,17 @@ async fn run(config: Config) -> Result<(), StartError> {
         source,
     };
     shutdown::cancel_on_signals(stop.clone()).map_err(signal_error)?;
-    if let Some(tls) = prepared.tls.clone() {
-        shutdown::on_hangup(stop.clone(), move || match tls.reload() {
+    // SIGHUP must always be handled: its default action ends the process,
+    // and `systemctl reload` sends it whether or not TLS is configured.
+    let tls = prepared.tls.clone();
+    shutdown::on_hangup(stop.clone(), move || match &tls {
+        Some(tls) => match tls.reload() {
             Ok(()) => tracing::info!("TLS certificate reloaded"),
             Err(error) => tracing::error!(%error, "TLS reload failed; keeping the old certificate"),
-        })
-        .map_err(signal_error)?;
-    }
+        },
+        None => tracing::info!("SIGHUP: nothing to reload (no TLS configured)"),
+    })
+    .map_err(signal_error)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "upslot started");
     let sweeper = tokio::spawn(sweeper::run(
         std::sync::Arc::clone(&prepared.app),

@@ -258,6 +258,21 @@ async fn tls_serves_h2_and_reloads_the_certificate_on_sighup() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
+#[tokio::test]
+async fn sighup_without_tls_keeps_serving() {
+    let mut server = Upslot::start("");
+    server.signal("HUP");
+    server.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        server.wait_exit(Duration::from_millis(10)),
+        None,
+        "SIGHUP ended the process"
+    );
+    let r = Client::new().get(server.url("a/b")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
 #[test]
 fn sigterm_lets_an_upload_in_flight_finish() {
     let mut server = Upslot::start("");

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp erlang-base openssl)
+packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp erlang-base openssl procps)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
