@@ -1,0 +1,398 @@
+//! Interoperability with real XMPP servers and a real XMPP client.
+//!
+//! Each test starts its own upslot and its own XMPP server (Prosody 0.12 or
+//! ejabberd 23.01, from the Debian packages) on free loopback ports, then:
+//!
+//! 1. a slixmpp client logged in as bob waits for messages;
+//! 2. a slixmpp client logged in as alice asks the server for a slot
+//!    (XEP-0363), PUTs the file to upslot and sends the GET URL to bob;
+//! 3. bob downloads every URL, twice (as aiohttp normalises it, and with the
+//!    exact bytes received), and the test compares SHA-256 and Content-Type;
+//! 4. nothing in upslot's data directory may carry the uploaded names (in a
+//!    path, or in plain text inside a file) or the uploader's JID.
+//!
+//! Two files are exchanged per server: `très cool photo.jpg` and a second one
+//! whose name has `+`, parentheses and more non-ASCII letters.
+//!
+//! A missing package or a server that does not start fails the test with the
+//! reason and the server's log; nothing is skipped. Every process is stopped
+//! when its guard drops, panics included. The client is
+//! `tests/interop/xmpp_client.py`, run with Debian's `/usr/bin/python3`.
+
+mod common;
+#[path = "interop/ejabberd.rs"]
+mod ejabberd;
+#[path = "interop/harness.rs"]
+mod harness;
+#[path = "interop/prosody.rs"]
+mod prosody;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use common::{SECRET, Upslot};
+use ejabberd::Ejabberd;
+use harness::{LogsOnFailure, Proc, log_file};
+use prosody::{Prosody, Upload};
+
+/// Debian's interpreter: slixmpp and aiohttp are Debian packages.
+const PYTHON: &str = "/usr/bin/python3";
+const CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/xmpp_client.py");
+const CLIENT_HINT: &str = "install python3, python3-slixmpp and python3-aiohttp";
+/// The client's own global timeout, in seconds; the test waits a bit longer.
+const CLIENT_TIMEOUT_SECS: u64 = 60;
+
+/// The XMPP accounts every server gets.
+const ALICE: (&str, &str) = ("alice", "alice-password");
+const BOB: (&str, &str) = ("bob", "bob-password");
+
+/// A file to exchange: name, the type slixmpp guesses from it, size, seed.
+struct TestFile {
+    name: &'static str,
+    content_type: &'static str,
+    size: usize,
+    seed: u64,
+}
+
+const FILES: [TestFile; 2] = [
+    TestFile {
+        name: "très cool photo.jpg",
+        content_type: "image/jpeg",
+        size: 300 * 1024 + 123,
+        seed: 1,
+    },
+    TestFile {
+        name: "Ünïcødé notes+1 (draft).txt",
+        content_type: "text/plain",
+        size: 150 * 1024 + 45,
+        seed: 2,
+    },
+];
+
+/// How the XMPP server signs the PUT URL it hands out.
+#[derive(Clone, Copy, Debug)]
+enum Token {
+    /// `?v=` (Prosody mod_http_upload_external v1, ejabberd).
+    V1,
+    /// `?v2=` (Prosody mod_http_upload_external v2).
+    V2,
+    /// `Authorization: Bearer <JWT>` (Prosody mod_http_file_share).
+    Jwt,
+}
+
+/// What a test needs to know about a running XMPP server.
+pub(crate) struct XmppServer {
+    pub(crate) domain: String,
+    pub(crate) port: u16,
+    /// Labelled log files, printed when a test fails.
+    pub(crate) logs: Vec<(String, PathBuf)>,
+}
+
+impl XmppServer {
+    /// A server on `port` whose logs are the files `log_names` in `dir`.
+    pub(crate) fn new(port: u16, dir: &Path, log_names: &[&str]) -> XmppServer {
+        XmppServer {
+            domain: "upslot.test".to_string(),
+            port,
+            logs: log_names
+                .iter()
+                .map(|name| (name.to_string(), dir.join(name)))
+                .collect(),
+        }
+    }
+
+    /// The accounts to register: (user, password).
+    pub(crate) fn users(&self) -> [(&'static str, &'static str); 2] {
+        [ALICE, BOB]
+    }
+}
+
+#[test]
+fn prosody_http_upload_external_v1() {
+    let upslot = Upslot::start_with("", "", "", &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody = Prosody::start(Upload::External { protocol: "v1" }, &base, SECRET)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    share_files(&upslot, &prosody.xmpp, &base, Token::V1);
+}
+
+#[test]
+fn prosody_http_upload_external_v2() {
+    let upslot = Upslot::start_with("", "", "", &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody = Prosody::start(Upload::External { protocol: "v2" }, &base, SECRET)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    share_files(&upslot, &prosody.xmpp, &base, Token::V2);
+}
+
+#[test]
+fn prosody_http_file_share_jwt() {
+    let upslot = Upslot::start_with("", "", "", &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody =
+        Prosody::start(Upload::FileShare, &base, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
+    share_files(&upslot, &prosody.xmpp, &base, Token::Jwt);
+}
+
+#[test]
+fn ejabberd_http_upload_external_secret() {
+    // ejabberd puts its own path under put_url, so upslot gets a prefix.
+    let upslot = Upslot::start_with("base_path = \"/upload/\"", "", "", &[]);
+    let prefix = format!("{}/upload", upslot.base_url);
+    let ejabberd = Ejabberd::start(&prefix, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
+    share_files(&upslot, &ejabberd.xmpp, &format!("{prefix}/"), Token::V1);
+}
+
+/// The scenario of every test: alice uploads [`FILES`] through `xmpp` and
+/// upslot and sends the URLs to bob, who downloads them. `url_base` is what
+/// every slot URL must start with.
+fn share_files(upslot: &Upslot, xmpp: &XmppServer, url_base: &str, token: Token) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut logs = xmpp.logs.clone();
+    for name in [
+        "receiver.stderr",
+        "sender.stderr",
+        "sender.stdout",
+        "receiver.stdout",
+    ] {
+        logs.push((name.to_string(), work.path().join(name)));
+    }
+    let _print_logs_on_failure = LogsOnFailure::new(upslot, logs);
+
+    let mut paths = Vec::new();
+    let mut digests = Vec::new();
+    for file in &FILES {
+        let bytes = pseudo_random(file.seed, file.size);
+        let path = work.path().join(file.name);
+        std::fs::write(&path, &bytes).expect("write test file");
+        paths.push(path);
+        digests.push(hex::encode(Sha256::digest(&bytes)));
+    }
+
+    let (uploads, downloads) =
+        exchange(xmpp, work.path(), &paths).unwrap_or_else(|e| panic!("{e:#}"));
+    // Shown with --nocapture, and on failure: what the servers and upslot did.
+    for record in uploads.iter().chain(&downloads) {
+        eprintln!("{record}");
+    }
+
+    assert_eq!(
+        uploads.len(),
+        FILES.len(),
+        "one upload record per file: {uploads:#?}"
+    );
+    for ((file, digest), upload) in FILES.iter().zip(&digests).zip(&uploads) {
+        check_slot(upload, file, url_base, token);
+        let get_url = str_field(upload, "get_url");
+        let fetched: Vec<&Value> = downloads
+            .iter()
+            .filter(|d| str_field(d, "url") == get_url)
+            .collect();
+        assert_eq!(
+            fetched.len(),
+            2,
+            "bob should download {get_url} twice: {downloads:#?}"
+        );
+        for download in fetched {
+            assert_eq!(
+                str_field(download, "sha256"),
+                digest,
+                "bob got other bytes than alice sent for {:?}: {download:#}",
+                file.name
+            );
+            assert_eq!(
+                download["size"], file.size,
+                "size of {:?}: {download:#}",
+                file.name
+            );
+            let served_type = str_field(download, "content_type");
+            assert!(
+                served_type.starts_with(file.content_type),
+                "{:?} was uploaded as {} but served as {served_type:?}: {download:#}",
+                file.name,
+                file.content_type
+            );
+        }
+    }
+    assert_no_stored_names(upslot, &uploads, &format!("{}@{}", ALICE.0, xmpp.domain));
+}
+
+/// Runs bob's receiver and alice's sender; returns their JSON records
+/// (`uploaded` from alice, `downloaded` from bob).
+fn exchange(xmpp: &XmppServer, work: &Path, files: &[PathBuf]) -> Result<(Vec<Value>, Vec<Value>)> {
+    let wait = Duration::from_secs(CLIENT_TIMEOUT_SECS + 30);
+    let receiver_out = work.join("receiver.stdout");
+    let mut receiver = Proc::spawn(
+        "xmpp_client.py receive (bob)",
+        client("receive", BOB, xmpp)
+            .args(["--count", &files.len().to_string()])
+            .stdout(log_file(&receiver_out))
+            .stderr(log_file(&work.join("receiver.stderr"))),
+        CLIENT_HINT,
+    )?;
+    receiver.wait_for_line(&receiver_out, "READY", wait)?;
+
+    let sender_out = work.join("sender.stdout");
+    let mut sender_cmd = client("send", ALICE, xmpp);
+    sender_cmd
+        .args(["--to", &format!("{}@{}", BOB.0, xmpp.domain)])
+        .stdout(log_file(&sender_out))
+        .stderr(log_file(&work.join("sender.stderr")));
+    for file in files {
+        sender_cmd.arg("--file").arg(file);
+    }
+    let mut sender = Proc::spawn("xmpp_client.py send (alice)", &mut sender_cmd, CLIENT_HINT)?;
+    let status = sender.wait(wait)?;
+    check_exit(
+        "alice's client (slot request, PUT, message)",
+        status,
+        work,
+        "sender",
+    )?;
+    let status = receiver.wait(wait)?;
+    check_exit("bob's client (message, GET)", status, work, "receiver")?;
+    Ok((json_lines(&sender_out)?, json_lines(&receiver_out)?))
+}
+
+/// A command running the Python client as `user` against `xmpp`.
+fn client(role: &str, (user, password): (&str, &str), xmpp: &XmppServer) -> Command {
+    let mut cmd = Command::new(PYTHON);
+    cmd.arg("-I") // isolated: ignore PYTHON* variables and user site-packages
+        .args(["-X", "utf8"]) // UTF-8 file names and output whatever the locale
+        .arg(CLIENT)
+        .arg(role)
+        .args([
+            "--jid",
+            &format!("{user}@{}", xmpp.domain),
+            "--password",
+            password,
+        ])
+        .args(["--host", "127.0.0.1", "--port", &xmpp.port.to_string()])
+        .args(["--timeout", &CLIENT_TIMEOUT_SECS.to_string()]);
+    cmd
+}
+
+fn check_exit(what: &str, status: ExitStatus, work: &Path, role: &str) -> Result<()> {
+    if status.success() {
+        return Ok(());
+    }
+    let stderr = std::fs::read_to_string(work.join(format!("{role}.stderr"))).unwrap_or_default();
+    let error = stderr
+        .lines()
+        .rfind(|l| l.starts_with("xmpp_client: error:"))
+        .unwrap_or("(no error line; see its stderr below)");
+    bail!("{what} failed ({status}): {error}")
+}
+
+/// The `{...}` lines of a client's stdout.
+fn json_lines(path: &Path) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    text.lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).with_context(|| format!("bad JSON from client: {l}")))
+        .collect()
+}
+
+fn str_field<'a>(record: &'a Value, key: &str) -> &'a str {
+    record[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string {key:?} in {record:#}"))
+}
+
+/// The slot the XMPP server handed out has the shape this server should use.
+fn check_slot(upload: &Value, file: &TestFile, url_base: &str, token: Token) {
+    assert_eq!(str_field(upload, "file"), file.name, "{upload:#}");
+    let get_url = str_field(upload, "get_url");
+    let put_url = str_field(upload, "put_url");
+    assert!(
+        get_url.starts_with(url_base),
+        "GET URL outside {url_base}: {upload:#}"
+    );
+    let query = put_url.strip_prefix(get_url).unwrap_or_else(|| {
+        panic!("PUT URL is not the GET URL plus a query: {upload:#}");
+    });
+    let authorization = upload["put_headers"]["Authorization"].as_str();
+    let mac_query = |name: &str| {
+        query
+            .strip_prefix(&format!("?{name}="))
+            .is_some_and(|mac| mac.len() == 64 && mac.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let ok = match token {
+        Token::V1 => mac_query("v") && authorization.is_none(),
+        Token::V2 => mac_query("v2") && authorization.is_none(),
+        Token::Jwt => query.is_empty() && authorization.is_some_and(|a| a.starts_with("Bearer ")),
+    };
+    assert!(ok, "slot does not carry a {token:?} token: {upload:#}");
+}
+
+/// Nothing in upslot's data directory gives away what was uploaded or by
+/// whom: no stored file's path contains a word of the uploaded file names,
+/// and no stored file (index included) contains a file name, in any of the
+/// forms it had on the wire, or the uploader's JID.
+fn assert_no_stored_names(upslot: &Upslot, uploads: &[Value], uploader: &str) {
+    let stored = upslot.files();
+    eprintln!("upslot's data directory holds: {stored:?}");
+    assert!(
+        !stored.is_empty(),
+        "upslot's data directory {} is empty after the uploads",
+        upslot.data_dir.display()
+    );
+
+    let words: Vec<String> = FILES
+        .iter()
+        .flat_map(|f| f.name.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .collect();
+    let mut needles: Vec<Vec<u8>> = vec![uploader.as_bytes().to_vec()];
+    for (file, upload) in FILES.iter().zip(uploads) {
+        let segment = str_field(upload, "get_url")
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        needles.push(file.name.as_bytes().to_vec());
+        needles.push(segment.as_bytes().to_vec());
+        needles.push(percent_encoding::percent_decode_str(segment).collect());
+    }
+
+    for path in &stored {
+        let lower = path.to_string_lossy().to_lowercase();
+        for word in &words {
+            assert!(
+                !lower.contains(word.as_str()),
+                "stored file {path:?} is named with {word:?} from an uploaded file name; \
+                 data directory: {stored:#?}"
+            );
+        }
+        let content = std::fs::read(upslot.data_dir.join(path)).unwrap_or_default();
+        for needle in &needles {
+            assert!(
+                !content
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "stored file {path:?} contains {:?} in plain text",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+}
+
+/// `len` reproducible pseudo-random bytes (SplitMix64 from `seed`).
+fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.extend_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
