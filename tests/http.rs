@@ -900,3 +900,29 @@ async fn http2_cleartext() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn a_stalled_body_gets_408_and_leaves_nothing() {
+    use std::io::Write;
+    let server = Upslot::start_with("body_idle_timeout = \"1s\"", "", "", &[]);
+    let q = v1_query("idle/a.bin", 1000);
+    let mut stream = raw::connect(&server.base_url);
+    stream
+        .write_all(
+            format!("PUT /idle/a.bin?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    stream.write_all(&[0u8; 100]).unwrap();
+    let (status, text) = raw::read_response(&mut stream);
+    assert_eq!(status, 408, "{text}");
+    assert!(text.contains("body_timeout"));
+    assert!(
+        server
+            .files()
+            .iter()
+            .all(|f| !f.starts_with("tmp/") && !f.starts_with("blobs/"))
+    );
+    let r = put_v1(&server, "idle/a.bin", "idle/a.bin", data(1000)).await;
+    assert_eq!(r.status(), StatusCode::CREATED, "a retry works");
+}
