@@ -23,7 +23,10 @@ fn verifier(secrets: &[&str]) -> Verifier {
 
 fn bench_tokens(c: &mut Criterion) {
     let path = SlotPath::from_wire("abc123/photo%201.jpg").expect("vector path");
-    for (label, secrets) in [("1 secret", vec!["s3cr3t"]), ("3 secrets", vec!["a", "b", "s3cr3t"])] {
+    for (label, secrets) in [
+        ("1 secret", vec!["s3cr3t"]),
+        ("3 secrets", vec!["a", "b", "s3cr3t"]),
+    ] {
         let verifier = verifier(&secrets);
         for (family, query, authorization) in [
             ("v1", V1, None),
@@ -37,7 +40,10 @@ fn bench_tokens(c: &mut Criterion) {
                 content_length: Some(12345),
                 content_type: Some(b"image/jpeg"),
             };
-            assert!(verifier.authorize_put(&path, &request, NOW).is_ok(), "{family}");
+            assert!(
+                verifier.authorize_put(&path, &request, NOW).is_ok(),
+                "{family}"
+            );
             c.bench_function(&format!("verify {family} ({label})"), |b| {
                 b.iter(|| verifier.authorize_put(black_box(&path), black_box(&request), NOW))
             });
