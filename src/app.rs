@@ -12,6 +12,7 @@ use crate::auth::Verifier;
 use crate::config::{Cidr, LogClientIp};
 use crate::http::cors::Cors;
 use crate::index::{FileRecord, Index, IndexError, IndexKey, SlotKey};
+use crate::metrics::Metrics;
 use crate::storage::BlobStore;
 
 /// Per-request settings taken from the config once, at start.
@@ -21,8 +22,8 @@ pub struct Settings {
     pub base_path: String,
     /// Largest accepted upload in bytes.
     pub max_size: u64,
-    /// Retention from upload to deletion.
-    pub keep: Duration,
+    /// How long files are kept.
+    pub retention: Retention,
     /// How long an upload body may stall.
     pub body_idle_timeout: Duration,
     /// CORS policy.
@@ -31,6 +32,28 @@ pub struct Settings {
     pub log_client_ip: LogClientIp,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<Cidr>,
+}
+
+/// The retention settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// From upload to deletion.
+    pub keep: Duration,
+    /// The ceiling no file may exceed.
+    pub max: Duration,
+    /// Time between sweeper passes.
+    pub sweep_every: Duration,
+    /// How long deleted slots stay single-use.
+    pub tombstone_horizon: Duration,
+}
+
+impl Retention {
+    /// When `record` stops being served: its `expires_at`, or the
+    /// `max` ceiling counted from its creation if that is earlier.
+    pub fn expiry_of(&self, record: &FileRecord) -> i64 {
+        let max = i64::try_from(self.max.as_secs()).unwrap_or(i64::MAX / 4);
+        record.expires_at.min(record.created.saturating_add(max))
+    }
 }
 
 /// Everything a request handler needs.
@@ -45,6 +68,8 @@ pub struct App {
     pub index: Arc<dyn Index>,
     /// Settings.
     pub settings: Settings,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
     files: FileCache,
     uploads: Mutex<HashSet<SlotKey>>,
     next_request_id: AtomicU64,
@@ -65,6 +90,7 @@ impl App {
             blobs,
             index,
             settings,
+            metrics: Metrics::default(),
             files: FileCache::new(),
             uploads: Mutex::new(HashSet::new()),
             next_request_id: AtomicU64::new(1),

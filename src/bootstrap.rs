@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{App, Settings};
+use crate::app::{App, Retention, Settings};
 use crate::auth::Verifier;
 use crate::config::{Config, ConfigError, Secret};
 use crate::http::cors::Cors;
@@ -119,7 +119,12 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let settings = Settings {
         base_path: server.base_path.clone(),
         max_size: config.upload.max_size.0,
-        keep: config.retention.keep.0,
+        retention: Retention {
+            keep: config.retention.keep.0,
+            max: config.retention.ceiling().0,
+            sweep_every: config.retention.sweep_every.0,
+            tombstone_horizon: config.retention.tombstone_horizon().0,
+        },
         body_idle_timeout: server.body_idle_timeout.0,
         cors: Cors::new(&server.cors_origins),
         log_client_ip: config.privacy.log_client_ip,

@@ -21,12 +21,14 @@
 //! Storage names are random ([`storage::BlobName`]); the index is keyed by
 //! `HMAC(index_key, path)`, so nothing at rest reveals a file name, JID or IP.
 
+pub mod admin_client;
 pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod http;
 pub mod index;
+pub mod metrics;
 pub mod privacy;
 pub mod server;
 pub mod shutdown;

@@ -35,12 +35,31 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Delete every file whose retention has ended, now (asks the running
+    /// server, or works on the data directory when none runs).
+    Sweep {
+        /// Only print what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print file counts, bytes and an age histogram.
+    Stats {
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let (Command::Serve { config } | Command::CheckConfig { config }) = &cli.command;
+    let (Command::Serve { config }
+    | Command::CheckConfig { config }
+    | Command::Sweep { config, .. }
+    | Command::Stats { config }) = &cli.command;
     let config = match load_config(config.clone(), &env) {
         Ok(config) => config,
         Err(error) => {
@@ -51,6 +70,75 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { .. } => check_config(&config),
         Command::Serve { .. } => serve(config),
+        Command::Sweep { dry_run: true, .. } => report(&config, Report::SweepPreview),
+        Command::Sweep { dry_run: false, .. } => report(&config, Report::Sweep),
+        Command::Stats { .. } => report(&config, Report::Stats),
+    }
+}
+
+/// The retention reports the CLI can ask for.
+#[derive(Clone, Copy)]
+enum Report {
+    Stats,
+    SweepPreview,
+    Sweep,
+}
+
+/// Prints `which`: from the running server's admin listener if one
+/// answers, else computed on the data directory directly.
+fn report(config: &Config, which: Report) -> ExitCode {
+    let (method, path) = match which {
+        Report::Stats => ("GET", "/stats"),
+        Report::SweepPreview => ("GET", "/sweep"),
+        Report::Sweep => ("POST", "/sweep"),
+    };
+    if let Ok(Some(addr)) = config.admin_listen()
+        && let Ok((status, body)) = upslot::admin_client::call(addr, method, path)
+    {
+        print!("{body}");
+        return if (200..300).contains(&status) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("upslot: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let prepared = bootstrap::prepare(config).map_err(|e| e.to_string())?;
+        let app = prepared.app;
+        let now = upslot::time::unix_now();
+        match which {
+            Report::Stats => sweeper::stats(&app, now).await.map_err(|e| e.to_string()),
+            Report::SweepPreview => sweeper::preview(&app, now).await.map_err(|e| e.to_string()),
+            Report::Sweep => sweeper::pass(&app, now, &CancellationToken::new())
+                .await
+                .map(|r| {
+                    format!(
+                        "deleted {} files ({} bytes); backstop removed {} files\n",
+                        r.files, r.bytes, r.backstop_files
+                    )
+                })
+                .map_err(|e| e.to_string()),
+        }
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("upslot: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -182,7 +270,6 @@ async fn run(config: Config) -> Result<(), StartError> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "upslot started");
     let sweeper = tokio::spawn(sweeper::run(
         std::sync::Arc::clone(&prepared.app),
-        config.retention.sweep_every.0,
         stop.clone(),
     ));
     server::run(

@@ -39,6 +39,25 @@ pub fn civil_date(unix: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// The Unix time at which UTC day `YYYY-MM-DD` starts (Howard Hinnant's
+/// `days_from_civil`); `None` unless `text` is such a date.
+pub fn day_start(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +70,22 @@ mod tests {
         assert_eq!(civil_date(1_795_651_200), (2026, 11, 26));
         assert_eq!(civil_date(-1), (1969, 12, 31));
         assert_eq!(civil_date(4_107_542_400), (2100, 3, 1));
+    }
+
+    #[test]
+    fn day_starts_invert_civil_dates() {
+        assert_eq!(day_start("1970-01-01"), Some(0));
+        assert_eq!(day_start("2026-11-26"), Some(1_795_651_200));
+        assert_eq!(day_start("2000-02-29"), Some(951_782_400));
+        assert_eq!(day_start("2026-13-01"), None);
+        assert_eq!(day_start("yesterday"), None);
+        for t in [0i64, 951_782_400, 1_795_651_200, 4_107_542_400] {
+            let (y, m, d) = civil_date(t);
+            assert_eq!(
+                day_start(&format!("{y:04}-{m:02}-{d:02}")),
+                Some(t - t.rem_euclid(86_400))
+            );
+        }
     }
 
     #[test]

@@ -188,8 +188,28 @@ pub enum StorageBackend {
 pub struct RetentionConfig {
     /// Time from upload to deletion.
     pub keep: Span,
+    /// The ceiling no file may exceed, whatever a token or an older
+    /// configuration said; defaults to `keep`.
+    #[serde(default)]
+    pub max: Option<Span>,
     /// How often the sweeper looks for expired files.
     pub sweep_every: Span,
+    /// How long a deleted slot's tombstone refuses new uploads to its URL;
+    /// defaults to `keep`.
+    #[serde(default)]
+    pub tombstone_horizon: Option<Span>,
+}
+
+impl RetentionConfig {
+    /// The ceiling: `max`, or `keep` when unset.
+    pub fn ceiling(&self) -> Span {
+        self.max.unwrap_or(self.keep)
+    }
+
+    /// How long tombstones are kept: `tombstone_horizon`, or `keep`.
+    pub fn tombstone_horizon(&self) -> Span {
+        self.tombstone_horizon.unwrap_or(self.keep)
+    }
 }
 
 /// `[index]`.
@@ -377,6 +397,16 @@ impl Config {
         if self.retention.keep.0 < Duration::from_secs(1) {
             return Err(invalid("retention.keep", "must be at least one second"));
         }
+        if self.retention.ceiling() < self.retention.keep {
+            return Err(invalid(
+                "retention.max",
+                format!(
+                    "{} is shorter than retention.keep ({}): lower keep instead",
+                    self.retention.ceiling(),
+                    self.retention.keep
+                ),
+            ));
+        }
         if self.retention.sweep_every.0 < Duration::from_millis(100) {
             return Err(invalid("retention.sweep_every", "must be at least 100ms"));
         }
@@ -504,6 +534,8 @@ mod tests {
         assert_eq!(config.server.base_path, "/");
         assert_eq!(config.storage.path, PathBuf::from("./data"));
         assert_eq!(config.retention.keep.0, Duration::from_secs(30 * 86_400));
+        assert_eq!(config.retention.ceiling(), config.retention.keep);
+        assert_eq!(config.retention.tombstone_horizon(), config.retention.keep);
         assert_eq!(config.upload.max_size, ByteSize(100 << 20));
         assert_eq!(config.upload.protocols.len(), 4);
         assert_eq!(config.privacy.log_client_ip, LogClientIp::None);
@@ -573,6 +605,10 @@ log_client_ip = "truncated"
             .to_string();
         assert!(err.contains("floppy"), "{err}");
         assert!(load("[upload]\nprotocols = []\n").is_err());
+        let err = load("[retention]\nkeep = \"30d\"\nmax = \"7d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention.max"), "{err}");
         assert!(load("[server]\nadmin_listen = \"localhost\"\n").is_err());
         let err = load("[server]\nlisten = \"nowhere\"\n")
             .unwrap_err()

@@ -17,6 +17,7 @@ pub(super) async fn delete(
     app: &Arc<App>,
     query: Option<&str>,
     path: &SlotPath,
+    now: i64,
 ) -> Result<Response<Body>, ApiError> {
     app.verifier
         .authorize_delete(path, &QueryTokens::parse(query))?;
@@ -24,7 +25,8 @@ pub(super) async fn delete(
     // The blob goes first: a row never outlives its promise to be gone.
     if let Some(record) = app.index.get(key).await? {
         app.blobs.delete(&record.blob).await?;
-        app.index.remove(key).await?;
+        // The tombstone keeps the URL from taking a new upload.
+        app.index.remove(&[key], now).await?;
         tracing::info!("file deleted on request of the XMPP server");
     }
     app.forget(key).await;

@@ -24,15 +24,21 @@ pub(super) async fn get(
     now: i64,
 ) -> Result<Response<Body>, ApiError> {
     let key = app.index_key.slot(path);
+    let retention = &app.settings.retention;
     let record = app
         .lookup(key)
         .await?
-        .filter(|record| !record.is_expired(now))
+        .filter(|record| now < retention.expiry_of(record))
         .ok_or(ApiError::NotFound)?;
     let etag = file_headers::etag(&record);
 
     let mut response = Response::new(body::empty());
-    file_headers::apply(response.headers_mut(), &record, path.file_name(), now);
+    file_headers::apply(
+        response.headers_mut(),
+        &record,
+        path.file_name(),
+        retention.expiry_of(&record) - now,
+    );
     if not_modified(&parts.headers, &etag, record.created) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);

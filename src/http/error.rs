@@ -41,6 +41,9 @@ pub enum ApiError {
     /// A completed file already holds this slot.
     #[error("this slot already holds a file")]
     SlotTaken,
+    /// The slot held a file that has been deleted; slot URLs are single-use.
+    #[error("this slot was used and its file has been deleted")]
+    SlotUsed,
     /// Another upload to this slot is in progress.
     #[error("an upload to this slot is in progress")]
     UploadInProgress,
@@ -87,7 +90,9 @@ impl ApiError {
             | ApiError::BodyTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Incomplete => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::SlotTaken | ApiError::UploadInProgress => StatusCode::CONFLICT,
+            ApiError::SlotTaken | ApiError::SlotUsed | ApiError::UploadInProgress => {
+                StatusCode::CONFLICT
+            }
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -118,6 +123,7 @@ impl ApiError {
             ApiError::Incomplete => "body_incomplete",
             ApiError::BodyTimeout => "body_timeout",
             ApiError::SlotTaken => "slot_taken",
+            ApiError::SlotUsed => "slot_used",
             ApiError::UploadInProgress => "upload_in_progress",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",

@@ -5,6 +5,7 @@
 //! [`ApiError`] into a response, add CORS and security headers, and write
 //! one log line (no path, no token, no address unless configured).
 
+mod admin;
 pub mod body;
 pub mod cors;
 mod delete;
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Method, Request, Response, header};
+use http::{HeaderValue, Request, Response, header};
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
@@ -98,20 +99,16 @@ async fn dispatch(
             download::get(app, &parts, &path, head, now).await
         }
         Route::Upload(path) => upload::put(app, request, path, now).await,
-        Route::Delete(path) => delete::delete(app, request.uri().query(), &path).await,
+        Route::Delete(path) => delete::delete(app, request.uri().query(), &path, now).await,
     }
 }
 
-/// Serves one request on the admin listener: `/health`.
+/// Serves one request on the admin listener (see [`admin`]).
 pub async fn serve_admin(
     app: Arc<App>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = app.request_id();
-    let response = match (request.method(), request.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/health") => health::health(&app).await,
-        (_, "/health") => ApiError::MethodNotAllowed.into_response(request_id),
-        _ => ApiError::NotFound.into_response(request_id),
-    };
+    let response = admin::route(&app, request.method(), request.uri().path(), request_id).await;
     Ok(response)
 }

@@ -52,10 +52,13 @@ pub(super) async fn put(
             limit: app.settings.max_size,
         });
     }
-    let expires_at = expires_at(now, app.settings.keep, grant.expires)?;
+    let expires_at = expires_at(now, app.settings.retention.keep, grant.expires)?;
     let key = app.index_key.slot(&path);
     if app.index.get(key).await?.is_some() {
         return Err(ApiError::SlotTaken);
+    }
+    if app.index.tombstone(key).await?.is_some() {
+        return Err(ApiError::SlotUsed);
     }
     let _claim = app.claim_upload(key).ok_or(ApiError::UploadInProgress)?;
 
@@ -97,6 +100,7 @@ pub(super) async fn put(
             Ok(response)
         }
         Inserted::Exists => Err(ApiError::SlotTaken),
+        Inserted::Gone => Err(ApiError::SlotUsed),
     }
 }
 

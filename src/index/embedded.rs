@@ -2,8 +2,14 @@
 //!
 //! Tables:
 //! - `files`: slot key → encoded [`FileRecord`];
-//! - `by_expiry`: (expires_at, slot key) → () for the sweeper;
-//! - `by_owner`: (owner, slot key) → () for erasure.
+//! - `by_expiry`: (expires_at, slot key) for the sweeper;
+//! - `by_created`: (created, slot key) for the oldest file and age statistics;
+//! - `by_owner`: (owner, slot key) for erasure;
+//! - `tombstones`: slot key → deletion time, and `tombstones_by_time`:
+//!   (deletion time, slot key), so deleted slots stay single-use for a while
+//!   and are forgotten in time order;
+//! - `meta`: counters (`files`, `bytes`, `tombstones`) kept in the same
+//!   transactions as the rows they count, and the schema version.
 //!
 //! Every write transaction commits durably (fsync) before returning. redb
 //! calls block, so they run on tokio's blocking pool.
@@ -12,13 +18,26 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    WriteTransaction,
+};
 
-use super::{FileRecord, Index, IndexError, Inserted, SlotKey};
+use super::{FileRecord, Index, IndexError, IndexStats, Inserted, SlotKey};
 
-const FILES: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("files");
-const BY_EXPIRY: TableDefinition<'_, (i64, [u8; 32]), ()> = TableDefinition::new("by_expiry");
-const BY_OWNER: TableDefinition<'_, ([u8; 32], [u8; 32]), ()> = TableDefinition::new("by_owner");
+type Key = [u8; 32];
+
+const FILES: TableDefinition<'_, Key, &[u8]> = TableDefinition::new("files");
+const BY_EXPIRY: TableDefinition<'_, (i64, Key), ()> = TableDefinition::new("by_expiry");
+const BY_CREATED: TableDefinition<'_, (i64, Key), ()> = TableDefinition::new("by_created");
+const BY_OWNER: TableDefinition<'_, (Key, Key), ()> = TableDefinition::new("by_owner");
+const TOMBSTONES: TableDefinition<'_, Key, i64> = TableDefinition::new("tombstones");
+const TOMBSTONES_BY_TIME: TableDefinition<'_, (i64, Key), ()> =
+    TableDefinition::new("tombstones_by_time");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+
+/// The layout version this code writes.
+const SCHEMA: u64 = 2;
 
 /// An [`Index`] in a redb file.
 #[derive(Clone)]
@@ -31,14 +50,37 @@ fn unavailable(error: impl std::fmt::Display) -> IndexError {
 }
 
 impl EmbeddedIndex {
-    /// Opens or creates the database at `path` and its tables.
+    /// Opens or creates the database at `path`, creating missing tables and
+    /// upgrading an older layout.
     pub fn open(path: &Path) -> Result<EmbeddedIndex, IndexError> {
         let db = Database::create(path).map_err(unavailable)?;
         let txn = db.begin_write().map_err(unavailable)?;
         {
-            txn.open_table(FILES).map_err(unavailable)?;
+            let files = txn.open_table(FILES).map_err(unavailable)?;
             txn.open_table(BY_EXPIRY).map_err(unavailable)?;
             txn.open_table(BY_OWNER).map_err(unavailable)?;
+            txn.open_table(TOMBSTONES).map_err(unavailable)?;
+            txn.open_table(TOMBSTONES_BY_TIME).map_err(unavailable)?;
+            let mut by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
+            let mut meta = txn.open_table(META).map_err(unavailable)?;
+            let schema = meta.get("schema").map_err(unavailable)?.map(|v| v.value());
+            if schema.is_none() {
+                // Layout 1 had no creation order and no counters: derive them.
+                let (mut count, mut bytes) = (0u64, 0u64);
+                for entry in files.iter().map_err(unavailable)? {
+                    let (key, value) = entry.map_err(unavailable)?;
+                    let record = FileRecord::decode(value.value())?;
+                    by_created
+                        .insert(&(record.created, key.value()), &())
+                        .map_err(unavailable)?;
+                    count += 1;
+                    bytes += record.size;
+                }
+                meta.insert("files", &count).map_err(unavailable)?;
+                meta.insert("bytes", &bytes).map_err(unavailable)?;
+                meta.insert("tombstones", &0).map_err(unavailable)?;
+                meta.insert("schema", &SCHEMA).map_err(unavailable)?;
+            }
         }
         txn.commit().map_err(unavailable)?;
         Ok(EmbeddedIndex { db: Arc::new(db) })
@@ -54,6 +96,71 @@ impl EmbeddedIndex {
             .await
             .map_err(unavailable)?
     }
+
+    /// Stores many records in one transaction, skipping keys that exist.
+    /// For bulk loads (benchmarks, imports); returns how many were stored.
+    pub fn insert_many(&self, records: &[(SlotKey, FileRecord)]) -> Result<usize, IndexError> {
+        let txn = self.db.begin_write().map_err(unavailable)?;
+        let mut stored = 0;
+        for (key, record) in records {
+            if insert_in(&txn, *key, record)? == Inserted::Created {
+                stored += 1;
+            }
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(stored)
+    }
+}
+
+/// Adds `delta` to the counter `name`.
+fn bump(meta: &mut Table<'_, &str, u64>, name: &str, delta: i64) -> Result<(), IndexError> {
+    let current = meta
+        .get(name)
+        .map_err(unavailable)?
+        .map_or(0, |v| v.value());
+    let next = current.saturating_add_signed(delta);
+    meta.insert(name, &next).map_err(unavailable)?;
+    Ok(())
+}
+
+fn insert_in(
+    txn: &WriteTransaction,
+    key: SlotKey,
+    record: &FileRecord,
+) -> Result<Inserted, IndexError> {
+    let mut files = txn.open_table(FILES).map_err(unavailable)?;
+    if files.get(&key.0).map_err(unavailable)?.is_some() {
+        return Ok(Inserted::Exists);
+    }
+    let tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
+    if tombstones.get(&key.0).map_err(unavailable)?.is_some() {
+        return Ok(Inserted::Gone);
+    }
+    files
+        .insert(&key.0, record.encode().as_slice())
+        .map_err(unavailable)?;
+    txn.open_table(BY_EXPIRY)
+        .map_err(unavailable)?
+        .insert(&(record.expires_at, key.0), &())
+        .map_err(unavailable)?;
+    txn.open_table(BY_CREATED)
+        .map_err(unavailable)?
+        .insert(&(record.created, key.0), &())
+        .map_err(unavailable)?;
+    if let Some(owner) = record.owner {
+        txn.open_table(BY_OWNER)
+            .map_err(unavailable)?
+            .insert(&(owner.0, key.0), &())
+            .map_err(unavailable)?;
+    }
+    let mut meta = txn.open_table(META).map_err(unavailable)?;
+    bump(&mut meta, "files", 1)?;
+    bump(
+        &mut meta,
+        "bytes",
+        i64::try_from(record.size).unwrap_or(i64::MAX),
+    )?;
+    Ok(Inserted::Created)
 }
 
 #[async_trait]
@@ -70,56 +177,92 @@ impl Index for EmbeddedIndex {
         .await
     }
 
-    async fn insert(&self, key: SlotKey, record: FileRecord) -> Result<Inserted, IndexError> {
+    async fn tombstone(&self, key: SlotKey) -> Result<Option<i64>, IndexError> {
         self.blocking(move |db| {
-            let txn = db.begin_write().map_err(unavailable)?;
-            {
-                let mut files = txn.open_table(FILES).map_err(unavailable)?;
-                if files.get(&key.0).map_err(unavailable)?.is_some() {
-                    return Ok(Inserted::Exists);
-                }
-                files
-                    .insert(&key.0, record.encode().as_slice())
-                    .map_err(unavailable)?;
-                let mut by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
-                by_expiry
-                    .insert(&(record.expires_at, key.0), &())
-                    .map_err(unavailable)?;
-                if let Some(owner) = record.owner {
-                    let mut by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
-                    by_owner
-                        .insert(&(owner.0, key.0), &())
-                        .map_err(unavailable)?;
-                }
-            }
-            txn.commit().map_err(unavailable)?;
-            Ok(Inserted::Created)
+            let txn = db.begin_read().map_err(unavailable)?;
+            let tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
+            Ok(tombstones
+                .get(&key.0)
+                .map_err(unavailable)?
+                .map(|v| v.value()))
         })
         .await
     }
 
-    async fn remove(&self, key: SlotKey) -> Result<Option<FileRecord>, IndexError> {
+    async fn insert(&self, key: SlotKey, record: FileRecord) -> Result<Inserted, IndexError> {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            let removed = {
+            let outcome = insert_in(&txn, key, &record)?;
+            if outcome == Inserted::Created {
+                txn.commit().map_err(unavailable)?;
+            }
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn remove(
+        &self,
+        keys: &[SlotKey],
+        deleted_at: i64,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
+        let keys = keys.to_vec();
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let mut removed = Vec::with_capacity(keys.len());
+            {
                 let mut files = txn.open_table(FILES).map_err(unavailable)?;
-                let Some(value) = files.remove(&key.0).map_err(unavailable)? else {
-                    return Ok(None);
-                };
-                let record = FileRecord::decode(value.value())?;
-                drop(value);
                 let mut by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
-                by_expiry
-                    .remove(&(record.expires_at, key.0))
-                    .map_err(unavailable)?;
-                if let Some(owner) = record.owner {
-                    let mut by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
-                    by_owner.remove(&(owner.0, key.0)).map_err(unavailable)?;
+                let mut by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
+                let mut by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
+                let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
+                let mut tombstones_by_time =
+                    txn.open_table(TOMBSTONES_BY_TIME).map_err(unavailable)?;
+                let mut meta = txn.open_table(META).map_err(unavailable)?;
+                let (mut bytes, mut new_tombstones) = (0u64, 0i64);
+                for key in keys {
+                    let Some(value) = files.remove(&key.0).map_err(unavailable)? else {
+                        continue;
+                    };
+                    let record = FileRecord::decode(value.value())?;
+                    drop(value);
+                    by_expiry
+                        .remove(&(record.expires_at, key.0))
+                        .map_err(unavailable)?;
+                    by_created
+                        .remove(&(record.created, key.0))
+                        .map_err(unavailable)?;
+                    if let Some(owner) = record.owner {
+                        by_owner.remove(&(owner.0, key.0)).map_err(unavailable)?;
+                    }
+                    if let Some(old) = tombstones
+                        .insert(&key.0, &deleted_at)
+                        .map_err(unavailable)?
+                    {
+                        let old = old.value();
+                        tombstones_by_time
+                            .remove(&(old, key.0))
+                            .map_err(unavailable)?;
+                    } else {
+                        new_tombstones += 1;
+                    }
+                    tombstones_by_time
+                        .insert(&(deleted_at, key.0), &())
+                        .map_err(unavailable)?;
+                    bytes += record.size;
+                    removed.push((key, record));
                 }
-                record
-            };
+                let count = i64::try_from(removed.len()).unwrap_or(i64::MAX);
+                bump(&mut meta, "files", -count)?;
+                bump(
+                    &mut meta,
+                    "bytes",
+                    -i64::try_from(bytes).unwrap_or(i64::MAX),
+                )?;
+                bump(&mut meta, "tombstones", new_tombstones)?;
+            }
             txn.commit().map_err(unavailable)?;
-            Ok(Some(removed))
+            Ok(removed)
         })
         .await
     }
@@ -149,10 +292,124 @@ impl Index for EmbeddedIndex {
         .await
     }
 
+    async fn created_by(
+        &self,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
+            let files = txn.open_table(FILES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            let range = by_created
+                .range((i64::MIN, [0u8; 32])..=(until, [0xff; 32]))
+                .map_err(unavailable)?;
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(unavailable)?;
+                let (_, slot) = key.value();
+                if let Some(value) = files.get(&slot).map_err(unavailable)? {
+                    out.push((SlotKey(slot), FileRecord::decode(value.value())?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn count_expired(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
+            let range = by_expiry
+                .range((i64::MIN, [0u8; 32])..=(before, [0xff; 32]))
+                .map_err(unavailable)?;
+            Ok(range.take(limit).count())
+        })
+        .await
+    }
+
+    async fn forget_tombstones(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let forgotten = {
+                let mut by_time = txn.open_table(TOMBSTONES_BY_TIME).map_err(unavailable)?;
+                let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
+                let old: Vec<(i64, Key)> = by_time
+                    .range((i64::MIN, [0u8; 32])..(before, [0u8; 32]))
+                    .map_err(unavailable)?
+                    .take(limit)
+                    .map(|entry| entry.map(|(k, _)| k.value()).map_err(unavailable))
+                    .collect::<Result<_, _>>()?;
+                for (at, key) in &old {
+                    by_time.remove(&(*at, *key)).map_err(unavailable)?;
+                    tombstones.remove(key).map_err(unavailable)?;
+                }
+                let mut meta = txn.open_table(META).map_err(unavailable)?;
+                bump(
+                    &mut meta,
+                    "tombstones",
+                    -i64::try_from(old.len()).unwrap_or(0),
+                )?;
+                old.len()
+            };
+            if forgotten > 0 {
+                txn.commit().map_err(unavailable)?;
+            }
+            Ok(forgotten)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<IndexStats, IndexError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let meta = txn.open_table(META).map_err(unavailable)?;
+            let counter = |name| -> Result<u64, IndexError> {
+                Ok(meta
+                    .get(name)
+                    .map_err(unavailable)?
+                    .map_or(0, |v| v.value()))
+            };
+            let by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
+            let oldest_created = by_created
+                .first()
+                .map_err(unavailable)?
+                .map(|(key, _)| key.value().0);
+            Ok(IndexStats {
+                files: counter("files")?,
+                bytes: counter("bytes")?,
+                oldest_created,
+                tombstones: counter("tombstones")?,
+            })
+        })
+        .await
+    }
+
+    async fn age_histogram(&self, bounds: Vec<i64>) -> Result<Vec<u64>, IndexError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
+            bounds
+                .windows(2)
+                .map(|span| {
+                    let range = by_created
+                        .range((span[0], [0u8; 32])..(span[1], [0u8; 32]))
+                        .map_err(unavailable)?;
+                    Ok(range.count() as u64)
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn check(&self) -> Result<(), IndexError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
-            txn.open_table(FILES).map_err(unavailable)?;
+            txn.open_table(FILES)
+                .map_err(unavailable)?
+                .len()
+                .map_err(unavailable)?;
             Ok(())
         })
         .await
@@ -165,45 +422,63 @@ mod tests {
     use crate::index::OwnerKey;
     use crate::storage::BlobName;
 
-    fn record(expires_at: i64, owner: Option<OwnerKey>) -> FileRecord {
+    fn record(created: i64, expires_at: i64, owner: Option<OwnerKey>) -> FileRecord {
         FileRecord {
             blob: BlobName::new(0),
-            size: 1,
+            size: 10,
             content_type: "text/plain".into(),
-            created: 0,
+            created,
             expires_at,
             owner,
         }
     }
 
+    fn open(dir: &Path) -> EmbeddedIndex {
+        EmbeddedIndex::open(&dir.join("index.redb")).unwrap()
+    }
+
     #[tokio::test]
-    async fn insert_is_create_only() {
+    async fn insert_is_create_only_and_removal_leaves_a_tombstone() {
         let dir = tempfile::tempdir().unwrap();
-        let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
+        let index = open(dir.path());
         let key = SlotKey([1; 32]);
-        let first = record(10, Some(OwnerKey([5; 32])));
+        let first = record(1, 10, Some(OwnerKey([5; 32])));
         assert_eq!(
             index.insert(key, first.clone()).await.unwrap(),
             Inserted::Created
         );
         assert_eq!(
-            index.insert(key, record(20, None)).await.unwrap(),
+            index.insert(key, record(2, 20, None)).await.unwrap(),
             Inserted::Exists
         );
         assert_eq!(index.get(key).await.unwrap(), Some(first.clone()));
-        assert_eq!(index.remove(key).await.unwrap(), Some(first));
+        assert_eq!(index.tombstone(key).await.unwrap(), None);
+        assert_eq!(index.remove(&[key], 50).await.unwrap(), vec![(key, first)]);
         assert_eq!(index.get(key).await.unwrap(), None);
-        assert_eq!(index.remove(key).await.unwrap(), None);
+        assert_eq!(index.tombstone(key).await.unwrap(), Some(50));
+        assert!(index.remove(&[key], 60).await.unwrap().is_empty());
+        // The slot stays single-use until the tombstone is forgotten.
+        assert_eq!(
+            index.insert(key, record(3, 30, None)).await.unwrap(),
+            Inserted::Gone
+        );
+        assert_eq!(index.forget_tombstones(50, 10).await.unwrap(), 0);
+        assert_eq!(index.forget_tombstones(51, 10).await.unwrap(), 1);
+        assert_eq!(
+            index.insert(key, record(3, 30, None)).await.unwrap(),
+            Inserted::Created
+        );
         index.check().await.unwrap();
     }
 
     #[tokio::test]
-    async fn expired_in_order_and_bounded() {
+    async fn expiry_order_counts_and_stats() {
         let dir = tempfile::tempdir().unwrap();
-        let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
-        for (i, expires) in [30, 10, 20, 40].into_iter().enumerate() {
+        let index = open(dir.path());
+        for (i, (created, expires)) in [(3, 30), (1, 10), (2, 20), (4, 40)].into_iter().enumerate()
+        {
             index
-                .insert(SlotKey([i as u8; 32]), record(expires, None))
+                .insert(SlotKey([i as u8; 32]), record(created, expires, None))
                 .await
                 .unwrap();
         }
@@ -217,21 +492,58 @@ mod tests {
         assert_eq!(due, vec![10, 20, 30]);
         assert_eq!(index.expired(30, 2).await.unwrap().len(), 2);
         assert!(index.expired(9, 10).await.unwrap().is_empty());
-        // Removed records leave the expiry order too.
-        index.remove(SlotKey([1; 32])).await.unwrap();
+        assert_eq!(index.count_expired(20, 100).await.unwrap(), 2);
+        assert_eq!(index.count_expired(40, 3).await.unwrap(), 3);
+        let stats = index.stats().await.unwrap();
+        assert_eq!(
+            (stats.files, stats.bytes, stats.oldest_created),
+            (4, 40, Some(1))
+        );
+        assert_eq!(
+            index.age_histogram(vec![0, 2, 4, 100]).await.unwrap(),
+            vec![1, 2, 1]
+        );
+        let old: Vec<i64> = index
+            .created_by(2, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r.created)
+            .collect();
+        assert_eq!(old, vec![1, 2]);
+        // Removing keeps every order and counter in step.
+        index
+            .remove(&[SlotKey([1; 32]), SlotKey([9; 32])], 99)
+            .await
+            .unwrap();
         assert_eq!(index.expired(30, 10).await.unwrap().len(), 2);
+        let stats = index.stats().await.unwrap();
+        assert_eq!(
+            (
+                stats.files,
+                stats.bytes,
+                stats.oldest_created,
+                stats.tombstones
+            ),
+            (3, 30, Some(2), 1)
+        );
     }
 
     #[tokio::test]
-    async fn survives_reopen() {
+    async fn survives_reopen_and_bulk_loads() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("index.redb");
         let key = SlotKey([3; 32]);
         {
-            let index = EmbeddedIndex::open(&path).unwrap();
-            index.insert(key, record(5, None)).await.unwrap();
+            let index = open(dir.path());
+            index.insert(key, record(1, 5, None)).await.unwrap();
+            let many: Vec<_> = (10..20u8)
+                .map(|i| (SlotKey([i; 32]), record(1, 5, None)))
+                .collect();
+            assert_eq!(index.insert_many(&many).unwrap(), 10);
+            assert_eq!(index.insert_many(&many).unwrap(), 0);
         }
-        let index = EmbeddedIndex::open(&path).unwrap();
+        let index = open(dir.path());
         assert!(index.get(key).await.unwrap().is_some());
+        assert_eq!(index.stats().await.unwrap().files, 11);
     }
 }

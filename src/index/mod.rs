@@ -92,20 +92,50 @@ pub enum Inserted {
     Created,
     /// A record already existed for the key; nothing changed.
     Exists,
+    /// The slot held a file that has since been deleted (a tombstone is
+    /// remembered): slot URLs are single-use, so nothing changed.
+    Gone,
+}
+
+/// Totals kept by the index, cheap to read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    /// Files recorded (expired or not, until swept).
+    pub files: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
+    /// Creation time of the oldest recorded file.
+    pub oldest_created: Option<i64>,
+    /// Tombstones remembered.
+    pub tombstones: u64,
 }
 
 /// File metadata storage.
+///
+/// Every operation costs in proportion to what it returns or changes,
+/// never to the number of files stored, except [`Index::age_histogram`],
+/// which is for operators' occasional use.
 #[async_trait]
 pub trait Index: Send + Sync + 'static {
     /// The record of `key`, if any (expired or not: callers decide).
     async fn get(&self, key: SlotKey) -> Result<Option<FileRecord>, IndexError>;
 
-    /// Stores `record` under `key` unless a record exists: atomic, so of
-    /// two concurrent inserts exactly one gets [`Inserted::Created`].
+    /// When the file of `key` was deleted, if a tombstone remembers it.
+    async fn tombstone(&self, key: SlotKey) -> Result<Option<i64>, IndexError>;
+
+    /// Stores `record` under `key` unless a record or a tombstone exists:
+    /// atomic, so of two concurrent inserts exactly one gets
+    /// [`Inserted::Created`].
     async fn insert(&self, key: SlotKey, record: FileRecord) -> Result<Inserted, IndexError>;
 
-    /// Removes and returns the record of `key`.
-    async fn remove(&self, key: SlotKey) -> Result<Option<FileRecord>, IndexError>;
+    /// Removes the records of `keys` (missing ones are skipped), leaving a
+    /// tombstone dated `deleted_at` for each, in one transaction. Returns
+    /// the removed records.
+    async fn remove(
+        &self,
+        keys: &[SlotKey],
+        deleted_at: i64,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
 
     /// Up to `limit` records with `expires_at <= now`, earliest first.
     async fn expired(
@@ -113,6 +143,27 @@ pub trait Index: Send + Sync + 'static {
         now: i64,
         limit: usize,
     ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
+
+    /// Up to `limit` records created at or before `until`, oldest first (for
+    /// the `retention.max` ceiling, which applies whatever `expires_at` says).
+    async fn created_by(
+        &self,
+        until: i64,
+        limit: usize,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
+
+    /// How many records have `expires_at <= before`, counting at most `limit`.
+    async fn count_expired(&self, before: i64, limit: usize) -> Result<usize, IndexError>;
+
+    /// Forgets up to `limit` tombstones dated before `before`; returns how many.
+    async fn forget_tombstones(&self, before: i64, limit: usize) -> Result<usize, IndexError>;
+
+    /// Totals.
+    async fn stats(&self) -> Result<IndexStats, IndexError>;
+
+    /// How many files were created in each span between consecutive
+    /// `bounds` (ascending creation times): `bounds.len() - 1` counts.
+    async fn age_histogram(&self, bounds: Vec<i64>) -> Result<Vec<u64>, IndexError>;
 
     /// Whether the index can be read and written, for `/health`.
     async fn check(&self) -> Result<(), IndexError>;

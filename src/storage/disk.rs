@@ -21,7 +21,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobName, BlobStore, BlobStream, BlobWriter, StorageError};
+use super::{BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
 
 /// Bytes buffered before a write reaches the file, and read per chunk when
 /// serving. Bounds the memory of one transfer.
@@ -129,6 +129,88 @@ impl BlobStore for DiskStore {
         tokio::fs::remove_file(&probe).await?;
         Ok(())
     }
+
+    async fn days(&self) -> Result<Vec<String>, StorageError> {
+        let blobs = self.blobs.clone();
+        blocking(move || {
+            let mut days = Vec::new();
+            for entry in std::fs::read_dir(&blobs)? {
+                let entry = entry?;
+                if let Some(name) = entry.file_name().to_str()
+                    && is_day(name)
+                    && entry.file_type()?.is_dir()
+                {
+                    days.push(name.to_string());
+                }
+            }
+            days.sort();
+            Ok(days)
+        })
+        .await
+    }
+
+    async fn delete_day(&self, day: &str) -> Result<u64, StorageError> {
+        if !is_day(day) {
+            return Ok(0);
+        }
+        let dir = self.blobs.join(day);
+        blocking(move || {
+            let mut deleted = 0;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                match std::fs::remove_file(entry?.path()) {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => Ok(deleted),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(deleted),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    async fn remove_abandoned(&self, before: i64) -> Result<u64, StorageError> {
+        let tmp = self.tmp.clone();
+        let before = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(before).unwrap_or(0));
+        blocking(move || {
+            let mut removed = 0;
+            for entry in std::fs::read_dir(&tmp)? {
+                let entry = entry?;
+                let metadata = entry.metadata()?;
+                // The last write is the latest sign of life of an upload.
+                if metadata.is_file() && metadata.modified()? < before {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+}
+
+/// Runs blocking filesystem work off the async threads.
+async fn blocking<T, F>(work: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::Unavailable(io::Error::other(e)))?
+        .map_err(StorageError::from)
 }
 
 /// An upload being written to `tmp/`.
@@ -264,6 +346,37 @@ mod tests {
             store.read(&name, 0..1).await,
             Err(StorageError::NotFound)
         ));
+    }
+
+    #[tokio::test]
+    async fn whole_days_and_abandoned_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DiskStore::open(dir.path()).unwrap();
+        for created in [0, 10, 86_400] {
+            let name = BlobName::new(created);
+            let mut writer = store.create(&name).await.unwrap();
+            writer.write(Bytes::from_static(b"x")).await.unwrap();
+            writer.commit().await.unwrap();
+        }
+        std::fs::create_dir(dir.path().join("blobs/not-a-day")).unwrap();
+        assert_eq!(
+            store.days().await.unwrap(),
+            vec!["1970-01-01", "1970-01-02"]
+        );
+        assert_eq!(store.delete_day("1970-01-01").await.unwrap(), 2);
+        assert_eq!(store.delete_day("1970-01-01").await.unwrap(), 0);
+        assert_eq!(store.delete_day("../keys").await.unwrap(), 0);
+        assert_eq!(store.days().await.unwrap(), vec!["1970-01-02"]);
+
+        let writer = store.create(&BlobName::new(0)).await.unwrap();
+        let now = crate::time::unix_now();
+        assert_eq!(
+            store.remove_abandoned(now - 60).await.unwrap(),
+            0,
+            "a live upload stays"
+        );
+        assert_eq!(store.remove_abandoned(now + 60).await.unwrap(), 1);
+        drop(writer);
     }
 
     #[tokio::test]

@@ -66,11 +66,7 @@ impl BlobName {
     /// exactly the shape `new` makes.
     pub fn parse(key: &str) -> Option<BlobName> {
         let (day, id) = key.split_once('/')?;
-        let day_ok = day.len() == 10
-            && day.bytes().enumerate().all(|(i, b)| match i {
-                4 | 7 => b == b'-',
-                _ => b.is_ascii_digit(),
-            });
+        let day_ok = is_day(day);
         let id_ok = id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         (day_ok && id_ok).then(|| BlobName {
             key: key.to_string(),
@@ -106,6 +102,26 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Whether the store is reachable and writable, for `/health`.
     async fn check(&self) -> Result<(), StorageError>;
+
+    /// The creation-day prefixes (`YYYY-MM-DD`) that hold blobs, for the
+    /// backstop that needs no index.
+    async fn days(&self) -> Result<Vec<String>, StorageError>;
+
+    /// Deletes every blob under the day prefix `day`; returns how many.
+    async fn delete_day(&self, day: &str) -> Result<u64, StorageError>;
+
+    /// Removes uploads that were started before Unix time `before` and never
+    /// completed (left by a crash); returns how many.
+    async fn remove_abandoned(&self, before: i64) -> Result<u64, StorageError>;
+}
+
+/// Whether `text` is a day prefix as [`BlobName::new`] writes them.
+pub fn is_day(text: &str) -> bool {
+    text.len() == 10
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 /// A blob being written.
