@@ -13,6 +13,7 @@ use crate::config::{Cidr, LogClientIp};
 use crate::http::cors::Cors;
 use crate::index::{FileRecord, Index, IndexError, IndexKey, SlotKey};
 use crate::metrics::Metrics;
+use crate::privacy::attempts::{BanPolicy, FailedAttempts};
 use crate::storage::BlobStore;
 
 /// Per-request settings taken from the config once, at start.
@@ -32,6 +33,8 @@ pub struct Settings {
     pub log_client_ip: LogClientIp,
     /// Proxies whose forwarding headers are believed.
     pub trusted_proxies: Vec<Cidr>,
+    /// When failed attempts ban an address.
+    pub ban_policy: BanPolicy,
 }
 
 /// The retention settings.
@@ -70,6 +73,8 @@ pub struct App {
     pub settings: Settings,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Addresses with failed attempts, in memory only.
+    pub attempts: FailedAttempts,
     files: FileCache,
     uploads: Mutex<HashSet<SlotKey>>,
     next_request_id: AtomicU64,
@@ -85,6 +90,7 @@ impl App {
         settings: Settings,
     ) -> App {
         App {
+            attempts: FailedAttempts::new(settings.ban_policy),
             verifier,
             index_key,
             blobs,
@@ -123,9 +129,9 @@ impl App {
     }
 
     /// The client address to use for `peer`, honouring forwarding headers
-    /// only from trusted proxies.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
-        crate::privacy::client_ip(peer, forwarded_for, &self.settings.trusted_proxies)
+    /// (`Forwarded`, else `X-Forwarded-For`) only from trusted proxies.
+    pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
+        crate::privacy::client_ip(peer, headers, &self.settings.trusted_proxies)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::config::{Config, ConfigError, Secret};
 use crate::http::cors::Cors;
 use crate::index::embedded::EmbeddedIndex;
 use crate::index::{IndexError, IndexKey};
+use crate::privacy::attempts::BanPolicy;
 use crate::server::Limits;
 use crate::server::tls::{Tls, TlsError};
 use crate::storage::disk::DiskStore;
@@ -129,6 +130,13 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
         cors: Cors::new(&server.cors_origins),
         log_client_ip: config.privacy.log_client_ip,
         trusted_proxies: server.trusted_proxies.clone(),
+        ban_policy: BanPolicy {
+            memory: config.privacy.failed_attempt_memory.0,
+            threshold: config.privacy.ban_after,
+            window: config.privacy.ban_window.0,
+            ban: config.privacy.ban_for.0,
+            max_addresses: config.privacy.max_remembered_addresses,
+        },
     };
     let app = App::new(
         verifier,

@@ -27,6 +27,9 @@ pub struct Metrics {
     backstop_days: AtomicU64,
     tombstones_forgotten: AtomicU64,
     abandoned_uploads: AtomicU64,
+    failed_attempts: AtomicU64,
+    bans: AtomicU64,
+    banned_requests: AtomicU64,
 }
 
 /// Most overdue files counted per scrape; more shows as this number.
@@ -51,6 +54,21 @@ impl Metrics {
             .fetch_add(report.tombstones_forgotten, Ordering::Relaxed);
         self.abandoned_uploads
             .fetch_add(report.abandoned_uploads, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused for a missing, invalid or expired token.
+    pub fn record_failed_attempt(&self) {
+        self.failed_attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a ban.
+    pub fn record_ban(&self) {
+        self.bans.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused because its address is banned.
+    pub fn record_banned_request(&self) {
+        self.banned_requests.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records a pass that failed part-way.
@@ -176,6 +194,30 @@ pub async fn render(app: &App, now: i64) -> Result<String, IndexError> {
         "counter",
         "Tombstones dropped after the tombstone horizon.",
         load(&m.tombstones_forgotten).to_string(),
+    );
+    metric(
+        "upslot_failed_attempts_total",
+        "counter",
+        "Requests refused for a missing, invalid or expired token.",
+        load(&m.failed_attempts).to_string(),
+    );
+    metric(
+        "upslot_bans_total",
+        "counter",
+        "Client addresses banned after repeated failed attempts.",
+        load(&m.bans).to_string(),
+    );
+    metric(
+        "upslot_banned_requests_total",
+        "counter",
+        "Requests answered 429 because their address was banned.",
+        load(&m.banned_requests).to_string(),
+    );
+    metric(
+        "upslot_remembered_addresses",
+        "gauge",
+        "Addresses (IPv6: /64s) with failed attempts held in memory (never written anywhere).",
+        app.attempts.remembered().to_string(),
     );
     metric(
         "upslot_abandoned_uploads_removed_total",

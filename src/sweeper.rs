@@ -385,6 +385,13 @@ mod tests {
             cors: Cors::new(&["*".into()]),
             log_client_ip: LogClientIp::None,
             trusted_proxies: Vec::new(),
+            ban_policy: crate::privacy::attempts::BanPolicy {
+                memory: Duration::from_secs(60),
+                threshold: 10,
+                window: Duration::from_secs(60),
+                ban: Duration::from_secs(60),
+                max_addresses: 10,
+            },
         };
         let app = App::new(
             Verifier::new(Vec::new(), None, Vec::new()),

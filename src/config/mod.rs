@@ -234,6 +234,16 @@ pub enum IndexBackend {
 pub struct PrivacyConfig {
     /// Client addresses in logs.
     pub log_client_ip: LogClientIp,
+    /// How long an address with failed attempts is remembered (≤ 6 h).
+    pub failed_attempt_memory: Span,
+    /// Failures within `ban_window` that ban an address.
+    pub ban_after: u32,
+    /// The window failures are counted in.
+    pub ban_window: Span,
+    /// How long a ban lasts.
+    pub ban_for: Span,
+    /// Most addresses remembered at once.
+    pub max_remembered_addresses: u64,
 }
 
 /// How much of a client address may appear in logs.
@@ -409,6 +419,30 @@ impl Config {
         }
         if self.retention.sweep_every.0 < Duration::from_millis(100) {
             return Err(invalid("retention.sweep_every", "must be at least 100ms"));
+        }
+        let privacy = &self.privacy;
+        if privacy.failed_attempt_memory.0 > Duration::from_secs(6 * 3_600)
+            || privacy.failed_attempt_memory.0.is_zero()
+        {
+            return Err(invalid(
+                "privacy.failed_attempt_memory",
+                "must be longer than zero and at most \"6h\"",
+            ));
+        }
+        if privacy.ban_after == 0 {
+            return Err(invalid("privacy.ban_after", "must be at least 1"));
+        }
+        if privacy.ban_window.0.is_zero() || privacy.ban_for.0.is_zero() {
+            return Err(invalid(
+                "privacy.ban_window",
+                "ban_window and ban_for must be longer than zero",
+            ));
+        }
+        if privacy.max_remembered_addresses == 0 {
+            return Err(invalid(
+                "privacy.max_remembered_addresses",
+                "must be at least 1",
+            ));
         }
         if self.storage.path.as_os_str().is_empty() {
             return Err(invalid("storage.path", "must name a directory"));
@@ -605,6 +639,10 @@ log_client_ip = "truncated"
             .to_string();
         assert!(err.contains("floppy"), "{err}");
         assert!(load("[upload]\nprotocols = []\n").is_err());
+        let err = load("[privacy]\nfailed_attempt_memory = \"7h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("privacy.failed_attempt_memory"), "{err}");
         let err = load("[retention]\nkeep = \"30d\"\nmax = \"7d\"\n")
             .unwrap_err()
             .to_string();

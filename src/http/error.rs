@@ -59,6 +59,12 @@ pub enum ApiError {
     /// Blob storage or the index cannot be reached.
     #[error("storage unavailable")]
     Unavailable,
+    /// The client address failed too often and is banned for a while.
+    #[error("too many failed attempts; retry later")]
+    Banned {
+        /// Seconds until the ban ends.
+        retry_after: u64,
+    },
     /// A fault on our side.
     #[error("internal error")]
     Internal,
@@ -96,6 +102,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Banned { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -128,6 +135,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
             ApiError::Unavailable => "unavailable",
+            ApiError::Banned { .. } => "too_many_failures",
             ApiError::Internal => "internal",
         }
     }
@@ -172,6 +180,9 @@ impl ApiError {
             }
             ApiError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::Banned { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             }
             _ => {}
         }

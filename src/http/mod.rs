@@ -31,6 +31,7 @@ pub use self::error::ApiError;
 use self::route::Route;
 use crate::app::App;
 use crate::privacy;
+use crate::privacy::attempts::Failure;
 
 /// Serves one request on the public listener.
 pub async fn serve_public(
@@ -43,14 +44,23 @@ pub async fn serve_public(
     let now = crate::time::unix_now();
     let method = request.method().clone();
     let origin = request.headers().get(header::ORIGIN).cloned();
-    let forwarded_for = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let client = app.client_ip(peer.ip(), request.headers());
 
-    let span = tracing::info_span!("request", request_id);
-    let result = dispatch(&app, request, now).instrument(span).await;
+    let result = match app.attempts.banned(client, now) {
+        Some(retry_after) => {
+            app.metrics.record_banned_request();
+            Err(ApiError::Banned { retry_after })
+        }
+        None => {
+            let span = tracing::info_span!("request", request_id);
+            dispatch(&app, request, now).instrument(span).await
+        }
+    };
+    if let Err(error) = &result
+        && error.is_auth_failure()
+    {
+        count_failure(&app, client, now);
+    }
     let (mut response, code) = match result {
         Ok(response) => (response, None),
         Err(error) => {
@@ -66,10 +76,7 @@ pub async fn serve_public(
     );
     headers.insert("x-request-id", HeaderValue::from(request_id));
 
-    let client = privacy::loggable(
-        app.client_ip(peer.ip(), forwarded_for.as_deref()),
-        app.settings.log_client_ip,
-    );
+    let client = privacy::loggable(client, app.settings.log_client_ip);
     tracing::info!(
         request_id,
         method = %method,
@@ -80,6 +87,19 @@ pub async fn serve_public(
         "request"
     );
     Ok(response)
+}
+
+/// Remembers a failed attempt by `client` (in memory only).
+fn count_failure(app: &App, client: std::net::IpAddr, now: i64) {
+    app.metrics.record_failed_attempt();
+    if app.attempts.record_failure(client, now) == Failure::Banned {
+        app.metrics.record_ban();
+        tracing::warn!(
+            client.ip = privacy::loggable(client, app.settings.log_client_ip),
+            ban_s = app.settings.ban_policy.ban.as_secs(),
+            "client banned after repeated failed attempts"
+        );
+    }
 }
 
 async fn dispatch(
