@@ -158,6 +158,21 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
     })
 }
 
+/// The shared secrets as a running server uses them: the configured ones,
+/// else the one generated in the data directory (never generated here).
+pub fn upload_secrets(config: &Config) -> Result<Vec<Secret>, StartError> {
+    if config.upload.has_secret() {
+        return Ok(config.upload.secrets()?);
+    }
+    let path = config.storage.path.join("keys").join("upload.secret");
+    let text = std::fs::read_to_string(&path).map_err(|source| StartError::Io {
+        what: "no secret configured, and cannot read the generated one at",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(vec![Secret::new(text.trim())])
+}
+
 fn create_private_dir(path: &Path) -> Result<(), StartError> {
     std::fs::DirBuilder::new()
         .recursive(true)

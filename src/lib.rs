@@ -26,6 +26,8 @@ pub mod app;
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod deletion;
+pub mod erase;
 pub mod http;
 pub mod index;
 pub mod metrics;

@@ -45,6 +45,15 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Delete every file uploaded by an account (for account deletion).
+    Erase {
+        /// The account's bare JID, as the XMPP server writes it.
+        #[arg(long)]
+        jid: String,
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print file counts, bytes and an age histogram.
     Stats {
         /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
@@ -59,6 +68,7 @@ fn main() -> ExitCode {
     let (Command::Serve { config }
     | Command::CheckConfig { config }
     | Command::Sweep { config, .. }
+    | Command::Erase { config, .. }
     | Command::Stats { config }) = &cli.command;
     let config = match load_config(config.clone(), &env) {
         Ok(config) => config,
@@ -73,27 +83,36 @@ fn main() -> ExitCode {
         Command::Sweep { dry_run: true, .. } => report(&config, Report::SweepPreview),
         Command::Sweep { dry_run: false, .. } => report(&config, Report::Sweep),
         Command::Stats { .. } => report(&config, Report::Stats),
+        Command::Erase { jid, .. } => report(&config, Report::Erase(jid)),
     }
 }
 
-/// The retention reports the CLI can ask for.
-#[derive(Clone, Copy)]
+/// What the CLI can ask of a running server (or do on its data directory).
 enum Report {
     Stats,
     SweepPreview,
     Sweep,
+    Erase(String),
 }
 
 /// Prints `which`: from the running server's admin listener if one
 /// answers, else computed on the data directory directly.
 fn report(config: &Config, which: Report) -> ExitCode {
-    let (method, path) = match which {
-        Report::Stats => ("GET", "/stats"),
-        Report::SweepPreview => ("GET", "/sweep"),
-        Report::Sweep => ("POST", "/sweep"),
+    let now = upslot::time::unix_now();
+    let (method, path) = match &which {
+        Report::Stats => ("GET", "/stats".to_string()),
+        Report::SweepPreview => ("GET", "/sweep".to_string()),
+        Report::Sweep => ("POST", "/sweep".to_string()),
+        Report::Erase(jid) => match erase_path(config, jid, now) {
+            Ok(path) => ("DELETE", path),
+            Err(error) => {
+                eprintln!("upslot: {error}");
+                return ExitCode::from(error.exit_code());
+            }
+        },
     };
     if let Ok(Some(addr)) = config.admin_listen()
-        && let Ok((status, body)) = upslot::admin_client::call(addr, method, path)
+        && let Ok((status, body)) = upslot::admin_client::call(addr, method, &path)
     {
         print!("{body}");
         return if (200..300).contains(&status) {
@@ -115,7 +134,6 @@ fn report(config: &Config, which: Report) -> ExitCode {
     let result = runtime.block_on(async {
         let prepared = bootstrap::prepare(config).map_err(|e| e.to_string())?;
         let app = prepared.app;
-        let now = upslot::time::unix_now();
         match which {
             Report::Stats => sweeper::stats(&app, now).await.map_err(|e| e.to_string()),
             Report::SweepPreview => sweeper::preview(&app, now).await.map_err(|e| e.to_string()),
@@ -127,6 +145,10 @@ fn report(config: &Config, which: Report) -> ExitCode {
                         r.files, r.bytes, r.backstop_files
                     )
                 })
+                .map_err(|e| e.to_string()),
+            Report::Erase(jid) => upslot::erase::erase(&app, &jid, now)
+                .await
+                .map(|deleted| format!("{{\"deleted\":{deleted}}}\n"))
                 .map_err(|e| e.to_string()),
         }
     });
@@ -160,6 +182,22 @@ fn load_config(
         }
         None => Config::load(None, env),
     }
+}
+
+/// The signed admin path that erases `jid`'s files.
+fn erase_path(config: &Config, jid: &str, now: i64) -> Result<String, StartError> {
+    let secrets = bootstrap::upload_secrets(config)?;
+    let secret = secrets.first().ok_or_else(|| {
+        StartError::Config(ConfigError::Invalid {
+            key: "upload.secret".into(),
+            message: "no secret to sign the erase request with".into(),
+        })
+    })?;
+    let message = upslot::auth::mac::erase_message(jid, now);
+    let signature = hex::encode(upslot::auth::mac::hmac_sha256(secret.expose(), &message));
+    let wire: String =
+        percent_encoding::utf8_percent_encode(jid, percent_encoding::NON_ALPHANUMERIC).collect();
+    Ok(format!("/owners/{wire}?ts={now}&sig={signature}"))
 }
 
 fn check_config(config: &Config) -> ExitCode {

@@ -23,18 +23,15 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
+use crate::deletion::{DeletionError, delete_files};
 use crate::index::{FileRecord, IndexError, SlotKey};
-use crate::storage::StorageError;
 use crate::time::{day_start, http_date};
 
 /// Index entries taken per batch.
 pub const BATCH: usize = 1000;
-/// Blob deletions in flight at once.
-const CONCURRENT_DELETES: usize = 16;
 /// Tombstones forgotten per transaction.
 const TOMBSTONE_BATCH: usize = 10_000;
 /// A temporary upload file with no write for this long is abandoned.
@@ -42,15 +39,7 @@ const ABANDONED_AFTER: i64 = 86_400;
 const DAY: i64 = 86_400;
 
 /// Why a pass stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum SweepError {
-    /// The index failed.
-    #[error("index: {0}")]
-    Index(#[from] IndexError),
-    /// Blob storage failed.
-    #[error("storage: {0}")]
-    Storage(#[from] StorageError),
-}
+pub type SweepError = DeletionError;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,28 +143,9 @@ pub async fn sweep(
     loop {
         let batch = due(app, now, BATCH).await?;
         let full = batch.len() == BATCH;
-        let outcomes: Vec<(SlotKey, Result<(), StorageError>)> = futures_util::stream::iter(batch)
-            .map(|(key, record)| async move { (key, app.blobs.delete(&record.blob).await) })
-            .buffer_unordered(CONCURRENT_DELETES)
-            .collect()
-            .await;
-        let mut gone = Vec::with_capacity(outcomes.len());
-        let mut failure = None;
-        for (key, outcome) in outcomes {
-            match outcome {
-                Ok(()) => gone.push(key),
-                Err(error) => failure = Some(error),
-            }
-        }
-        // Rows go only for blobs that are gone.
-        for (key, record) in app.index.remove(&gone, now).await? {
-            app.forget(key).await;
-            files += 1;
-            bytes += record.size;
-        }
-        if let Some(error) = failure {
-            return Err(error.into());
-        }
+        let (deleted, freed) = delete_files(app, batch, now).await?;
+        files += deleted;
+        bytes += freed;
         if !full || shutdown.is_cancelled() {
             return Ok((files, bytes));
         }

@@ -167,3 +167,142 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
         "the forged address is not"
     );
 }
+
+/// A JWT slot for `sub`, as Prosody's mod_http_file_share makes it.
+fn jwt_for(sub: &str, slot: &str, size: usize) -> String {
+    let now = common::unix_now();
+    common::jwt(&format!(
+        r#"{{"sub":"{sub}","slot":"{slot}","filesize":{size},"filetype":"text/plain","iat":{now},"exp":{}}}"#,
+        now + 300
+    ))
+}
+
+#[tokio::test]
+async fn erasing_an_account_deletes_all_its_files_and_only_those() {
+    use sha1::Digest as _;
+    let server = Upslot::start("");
+    let http = client_from("127.0.0.1");
+    for (sub, slot) in [
+        ("romeo@montague.tld", "r1"),
+        ("romeo@montague.tld", "r2"),
+        ("juliet@capulet.lit", "j1"),
+    ] {
+        let r = http
+            .put(server.url(&format!("{slot}/note.txt")))
+            .bearer_auth(jwt_for(sub, slot, 4))
+            .body("note")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // ejabberd names the uploader by sha1(user@host) in the path.
+    let sha1 = hex::encode(sha1::Sha1::digest(b"romeo@montague.tld"));
+    let path = format!("{sha1}/abcdef0123456789/photo.jpg");
+    let q = v1_query(&path, 3);
+    let r = http
+        .put(server.url(&format!("{path}?{q}")))
+        .body("jpg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        server
+            .files()
+            .iter()
+            .filter(|f| f.starts_with("blobs/"))
+            .count(),
+        4
+    );
+
+    // Refused: a wrong signature, and a stale one.
+    let now = common::unix_now();
+    let sign = |jid: &str, ts: i64| {
+        common::mac_hex(common::SECRET, format!("erase\0{jid}\0{ts}").as_bytes())
+    };
+    let admin = |jid: &str, ts: i64, sig: &str| {
+        format!("{}/owners/{jid}?ts={ts}&sig={sig}", server.admin_url)
+    };
+    let r = http
+        .delete(admin(
+            "romeo@montague.tld",
+            now,
+            &sign("juliet@capulet.lit", now),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let stale = now - 600;
+    let r = http
+        .delete(admin(
+            "romeo@montague.tld",
+            stale,
+            &sign("romeo@montague.tld", stale),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        server
+            .files()
+            .iter()
+            .filter(|f| f.starts_with("blobs/"))
+            .count(),
+        4
+    );
+
+    // The CLI signs with the configured secret and asks the running server.
+    let text = std::fs::read_to_string(&server.config_path).unwrap();
+    let admin_addr = server.admin_url.trim_start_matches("http://");
+    std::fs::write(
+        &server.config_path,
+        text.replace(
+            "admin_listen = \"127.0.0.1:0\"",
+            &format!("admin_listen = \"{admin_addr}\""),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_upslot"))
+        .args(["erase", "--jid", "romeo@montague.tld", "--config"])
+        .arg(&server.config_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "{\"deleted\":3}"
+    );
+
+    for gone in ["r1/note.txt", "r2/note.txt", &path] {
+        let r = http.get(server.url(gone)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{gone}");
+    }
+    let r = http.get(server.url("j1/note.txt")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "another account's file stays");
+    assert_eq!(
+        server
+            .files()
+            .iter()
+            .filter(|f| f.starts_with("blobs/"))
+            .count(),
+        1
+    );
+    // A second erase finds nothing more.
+    let r = http
+        .delete(admin(
+            "romeo%40montague.tld",
+            now,
+            &sign("romeo@montague.tld", now),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap().trim(), "{\"deleted\":0}");
+}

@@ -41,6 +41,15 @@ pub fn delete_message(path: &[u8], delete_secret: &Secret) -> Vec<u8> {
     message
 }
 
+/// Account erasure (upslot's admin API): `"erase\0" + jid + "\0" + timestamp`.
+pub fn erase_message(jid: &str, timestamp: i64) -> Vec<u8> {
+    let mut message = b"erase\0".to_vec();
+    message.extend_from_slice(jid.as_bytes());
+    message.push(0);
+    message.extend_from_slice(timestamp.to_string().as_bytes());
+    message
+}
+
 /// Whether `hex_mac` (either case) is the HMAC of `message` under any of
 /// `secrets`. Comparison is constant-time (`Mac::verify_slice`).
 pub fn verify_hex(secrets: &[Secret], message: &[u8], hex_mac: &str) -> bool {

@@ -245,6 +245,35 @@ impl Verifier {
     }
 }
 
+/// How far an erase request's timestamp may be from now, in seconds: a
+/// captured request cannot be replayed later than this.
+pub const ERASE_WINDOW_SECS: i64 = 300;
+
+impl Verifier {
+    /// Authorises erasing the files of `jid`, signed at Unix time
+    /// `timestamp` with `signature` (hex HMAC of [`mac::erase_message`]
+    /// under a shared secret), at `now`.
+    pub fn authorize_erase(
+        &self,
+        jid: &str,
+        timestamp: i64,
+        signature: &str,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        if !mac::verify_hex(
+            &self.secrets,
+            &mac::erase_message(jid, timestamp),
+            signature,
+        ) {
+            return Err(TokenError::BadSignature);
+        }
+        if (now - timestamp).abs() > ERASE_WINDOW_SECS {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme
 /// case-insensitive).
 fn bearer_token(header: &[u8]) -> Option<&str> {
@@ -485,6 +514,40 @@ mod tests {
         assert_eq!(
             none.authorize_delete(&path(), &good),
             Err(TokenError::DeleteDisabled)
+        );
+    }
+
+    #[test]
+    fn erase_signatures() {
+        let v = verifier();
+        let sig = crate::auth::mac::hmac_sha256(
+            b"s3cr3t",
+            &mac::erase_message("romeo@montague.tld", 1000),
+        );
+        let sig = hex::encode(sig);
+        assert_eq!(
+            v.authorize_erase("romeo@montague.tld", 1000, &sig, 1000),
+            Ok(())
+        );
+        assert_eq!(
+            v.authorize_erase("romeo@montague.tld", 1000, &sig, 1300),
+            Ok(())
+        );
+        assert_eq!(
+            v.authorize_erase("romeo@montague.tld", 1000, &sig, 1301),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            v.authorize_erase("romeo@montague.tld", 1000, &sig, 699),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            v.authorize_erase("juliet@capulet.lit", 1000, &sig, 1000),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            v.authorize_erase("romeo@montague.tld", 1001, &sig, 1000),
+            Err(TokenError::BadSignature)
         );
     }
 

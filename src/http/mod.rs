@@ -129,6 +129,7 @@ pub async fn serve_admin(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = app.request_id();
-    let response = admin::route(&app, request.method(), request.uri().path(), request_id).await;
+    let uri = request.uri();
+    let response = admin::route(&app, request.method(), uri.path(), uri.query(), request_id).await;
     Ok(response)
 }

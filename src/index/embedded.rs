@@ -23,7 +23,7 @@ use redb::{
     WriteTransaction,
 };
 
-use super::{FileRecord, Index, IndexError, IndexStats, Inserted, SlotKey};
+use super::{FileRecord, Index, IndexError, IndexStats, Inserted, OwnerKey, SlotKey};
 
 type Key = [u8; 32];
 
@@ -317,6 +317,31 @@ impl Index for EmbeddedIndex {
         .await
     }
 
+    async fn owned_by(
+        &self,
+        owner: OwnerKey,
+        limit: usize,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
+        self.blocking(move |db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
+            let files = txn.open_table(FILES).map_err(unavailable)?;
+            let mut out = Vec::new();
+            let range = by_owner
+                .range((owner.0, [0u8; 32])..=(owner.0, [0xff; 32]))
+                .map_err(unavailable)?;
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(unavailable)?;
+                let (_, slot) = key.value();
+                if let Some(value) = files.get(&slot).map_err(unavailable)? {
+                    out.push((SlotKey(slot), FileRecord::decode(value.value())?));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn count_expired(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -419,7 +444,6 @@ impl Index for EmbeddedIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::OwnerKey;
     use crate::storage::BlobName;
 
     fn record(created: i64, expires_at: i64, owner: Option<OwnerKey>) -> FileRecord {
@@ -453,7 +477,25 @@ mod tests {
         );
         assert_eq!(index.get(key).await.unwrap(), Some(first.clone()));
         assert_eq!(index.tombstone(key).await.unwrap(), None);
+        assert_eq!(
+            index.owned_by(OwnerKey([5; 32]), 10).await.unwrap().len(),
+            1
+        );
+        assert!(
+            index
+                .owned_by(OwnerKey([6; 32]), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(index.remove(&[key], 50).await.unwrap(), vec![(key, first)]);
+        assert!(
+            index
+                .owned_by(OwnerKey([5; 32]), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(index.get(key).await.unwrap(), None);
         assert_eq!(index.tombstone(key).await.unwrap(), Some(50));
         assert!(index.remove(&[key], 60).await.unwrap().is_empty());

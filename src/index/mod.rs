@@ -152,6 +152,13 @@ pub trait Index: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
 
+    /// Up to `limit` records uploaded by `owner`.
+    async fn owned_by(
+        &self,
+        owner: OwnerKey,
+        limit: usize,
+    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
+
     /// How many records have `expires_at <= before`, counting at most `limit`.
     async fn count_expired(&self, before: i64, limit: usize) -> Result<usize, IndexError>;
 
