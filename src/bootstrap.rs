@@ -11,7 +11,6 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::app::{App, Retention, Settings};
 use crate::auth::Verifier;
@@ -110,11 +109,12 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
         Some(tls) => Some(Tls::load(&tls.cert, &tls.key)?),
         None => None,
     };
-    let blobs = DiskStore::open(data).map_err(|source| StartError::Io {
-        what: "cannot open blob storage in",
-        path: data.clone(),
-        source,
-    })?;
+    let blobs =
+        DiskStore::open(data, config.storage.min_free.0).map_err(|source| StartError::Io {
+            what: "cannot open blob storage in",
+            path: data.clone(),
+            source,
+        })?;
     let index = EmbeddedIndex::open(&data.join("index.redb"))?;
     let server = &config.server;
     let settings = Settings {
@@ -151,7 +151,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
         limits: Limits {
             max_connections: server.max_connections,
             header_timeout: server.header_timeout.0,
-            tls_handshake_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: server.tls_handshake_timeout.0,
             shutdown_grace: server.shutdown_grace.0,
         },
         first_start_hints,

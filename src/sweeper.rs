@@ -366,7 +366,7 @@ mod tests {
         let app = App::new(
             Verifier::new(Vec::new(), None, Vec::new()),
             IndexKey::new([0; 32]),
-            Arc::new(DiskStore::open(dir.path()).unwrap()),
+            Arc::new(DiskStore::open(dir.path(), 0).unwrap()),
             Arc::new(index.clone()),
             settings,
         );
@@ -397,7 +397,7 @@ mod tests {
     /// Stores a file with a real blob.
     async fn store(app: &App, n: u64, created: i64, expires_at: i64) -> BlobName {
         let record = record(created, expires_at);
-        let mut writer = app.blobs.create(&record.blob).await.unwrap();
+        let mut writer = app.blobs.create(&record.blob, 3).await.unwrap();
         writer.write(Bytes::from_static(b"abc")).await.unwrap();
         writer.commit().await.unwrap();
         let blob = record.blob.clone();

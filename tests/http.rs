@@ -826,16 +826,49 @@ async fn storage_full_and_storage_down() {
     let _unmount = Unmount(mount.path().to_path_buf());
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
-         [upload]\nsecret = \"{SECRET}\"\n[storage]\npath = \"{}/data\"\n",
+         [upload]\nsecret = \"{SECRET}\"\n[storage]\npath = \"{}/data\"\nmin_free = \"2MiB\"\n",
         mount.path().display()
     );
     let server = Upslot::start_raw(&config, &[]);
     let small = data(100_000);
     let r = put_v1(&server, "full/keep.bin", "full/keep.bin", small.clone()).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = put_v1(&server, "full/huge.bin", "full/huge.bin", data(12 << 20)).await;
-    assert_eq!(r.status(), StatusCode::INSUFFICIENT_STORAGE);
-    // Nothing partial stays, earlier files are intact, and space is back.
+    // Past the reserve: refused before the body is read.
+    let q = v1_query("full/huge.bin", 7 << 20);
+    let head = format!(
+        "PUT /full/huge.bin?{q} HTTP/1.1\r\nContent-Length: {}\r\nExpect: 100-continue",
+        7 << 20
+    );
+    let (status, text) = raw::exchange(&server.base_url, &head, b"", false);
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("storage_full"));
+
+    // Space runs out mid-write: two uploads that each fit alone.
+    let uploads = (0..2).map(|i| {
+        let url = server.url(&format!(
+            "full/half{i}.bin?{}",
+            v1_query(&format!("full/half{i}.bin"), 4 << 20)
+        ));
+        tokio::spawn(async move {
+            client()
+                .put(url)
+                .body(data(4 << 20))
+                .send()
+                .await
+                .map(|r| r.status())
+        })
+    });
+    let mut statuses = Vec::new();
+    for upload in uploads.collect::<Vec<_>>() {
+        statuses.push(upload.await.unwrap());
+    }
+    assert!(
+        statuses
+            .iter()
+            .any(|s| matches!(s, Ok(StatusCode::INSUFFICIENT_STORAGE))),
+        "{statuses:?}"
+    );
+    // Nothing partial stays, and earlier files are intact.
     let leftovers: Vec<_> = std::fs::read_dir(mount.path().join("data/tmp"))
         .unwrap()
         .collect();
@@ -849,7 +882,18 @@ async fn storage_full_and_storage_down() {
         .await
         .unwrap();
     assert!(got.as_ref() == &small[..]);
-    let r = put_v1(&server, "full/after.bin", "full/after.bin", data(1000)).await;
+
+    // Service resumes by itself once space is freed (here: the operator
+    // removes the stored halves).
+    for entry in std::fs::read_dir(mount.path().join("data/blobs")).unwrap() {
+        for blob in std::fs::read_dir(entry.unwrap().path()).unwrap() {
+            let blob = blob.unwrap();
+            if blob.metadata().unwrap().len() == 4 << 20 {
+                std::fs::remove_file(blob.path()).unwrap();
+            }
+        }
+    }
+    let r = put_v1(&server, "full/after.bin", "full/after.bin", data(1 << 20)).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     drop(server);
 

@@ -306,3 +306,98 @@ async fn erasing_an_account_deletes_all_its_files_and_only_those() {
         .unwrap();
     assert_eq!(r.text().await.unwrap().trim(), "{\"deleted\":0}");
 }
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_and_idle_connections_do_not_block_uploads() {
+    use std::io::{Read, Write};
+    use std::time::Instant;
+    let server = Upslot::start_with("header_timeout = \"2s\"", "", "", &[]);
+    let addr = server.base_url.trim_start_matches("http://").to_string();
+
+    // Slowloris: one header byte per second.
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    for byte in b"GET /a/b HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        if slow.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match slow.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {
+                closed = true; // an error response, then close
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never disconnected"
+        );
+    }
+    assert!(closed, "the slow client was not disconnected");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // Many idle connections do not stop a normal upload.
+    let idle: Vec<_> = (0..300)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let q = v1_query("busy/a.txt", 4);
+    let r = client_from("127.0.0.1")
+        .put(server.url(&format!("busy/a.txt?{q}")))
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    drop(idle);
+}
+
+#[tokio::test]
+async fn over_the_connection_cap_new_connections_are_refused_at_once() {
+    use std::io::Read;
+    let server = Upslot::start_with("max_connections = 4\nheader_timeout = \"3s\"", "", "", &[]);
+    let addr = server.base_url.trim_start_matches("http://").to_string();
+    let held: Vec<_> = (0..4)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    // Refused at once: end of stream or a reset, not a read that waits.
+    let waited = matches!(
+        extra.read(&mut buf),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    );
+    assert!(!waited, "the connection over the cap was left waiting");
+    // Once the held connections go, service resumes.
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client_from("127.0.0.1").get(server.url("a/b")).send().await {
+            Ok(r) if r.status() == StatusCode::NOT_FOUND => break,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "service did not resume"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

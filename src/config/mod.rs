@@ -110,6 +110,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Time allowed for a client to send its request headers.
     pub header_timeout: Span,
+    /// Time allowed for a TLS handshake.
+    pub tls_handshake_timeout: Span,
     /// Time an upload body may stall between two chunks.
     pub body_idle_timeout: Span,
     /// Time in-flight requests get to finish at shutdown.
@@ -172,6 +174,8 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Data directory.
     pub path: PathBuf,
+    /// Free space an upload must leave on the filesystem.
+    pub min_free: ByteSize,
 }
 
 /// Blob backends available in this release.
@@ -383,6 +387,7 @@ impl Config {
         }
         for (key, span) in [
             ("server.header_timeout", server.header_timeout),
+            ("server.tls_handshake_timeout", server.tls_handshake_timeout),
             ("server.body_idle_timeout", server.body_idle_timeout),
         ] {
             if span.0.is_zero() {

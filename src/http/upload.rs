@@ -63,7 +63,7 @@ pub(super) async fn put(
     let _claim = app.claim_upload(key).ok_or(ApiError::UploadInProgress)?;
 
     let blob = BlobName::new(now);
-    let mut writer = app.blobs.create(&blob).await?;
+    let mut writer = app.blobs.create(&blob, grant.length).await?;
     receive(
         incoming,
         writer.as_mut(),

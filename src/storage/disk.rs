@@ -32,15 +32,18 @@ pub const IO_BUFFER_BYTES: usize = 256 * 1024;
 pub struct DiskStore {
     blobs: PathBuf,
     tmp: PathBuf,
+    min_free: u64,
 }
 
 impl DiskStore {
     /// Opens (creating if needed) the store below `root`, and removes the
-    /// temporary files a previous process left behind.
-    pub fn open(root: &Path) -> io::Result<DiskStore> {
+    /// temporary files a previous process left behind. Uploads that would
+    /// leave less than `min_free` bytes free on the filesystem are refused.
+    pub fn open(root: &Path, min_free: u64) -> io::Result<DiskStore> {
         let store = DiskStore {
             blobs: root.join("blobs"),
             tmp: root.join("tmp"),
+            min_free,
         };
         for dir in [root, &store.blobs, &store.tmp] {
             std::fs::DirBuilder::new()
@@ -79,7 +82,27 @@ impl DiskStore {
 
 #[async_trait]
 impl BlobStore for DiskStore {
-    async fn create(&self, name: &BlobName) -> Result<Box<dyn BlobWriter>, StorageError> {
+    async fn create(
+        &self,
+        name: &BlobName,
+        size: u64,
+    ) -> Result<Box<dyn BlobWriter>, StorageError> {
+        let tmp = self.tmp.clone();
+        let available = blocking(move || {
+            let stats = rustix::fs::statvfs(&tmp).map_err(io::Error::from)?;
+            Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+        })
+        .await
+        // A missing tmp/ means the store itself is gone.
+        .map_err(|e| match e {
+            StorageError::NotFound => {
+                StorageError::Unavailable(io::Error::from(io::ErrorKind::NotFound))
+            }
+            other => other,
+        })?;
+        if available < size.saturating_add(self.min_free) {
+            return Err(StorageError::Full);
+        }
         let temp_path = self
             .tmp
             .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
@@ -308,9 +331,9 @@ mod tests {
     #[tokio::test]
     async fn write_commit_read_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DiskStore::open(dir.path()).unwrap();
+        let store = DiskStore::open(dir.path(), 0).unwrap();
         let name = BlobName::new(1_795_737_600);
-        let mut writer = store.create(&name).await.unwrap();
+        let mut writer = store.create(&name, 1).await.unwrap();
         let data: Vec<u8> = (0..(IO_BUFFER_BYTES * 3 + 17)).map(|i| i as u8).collect();
         for chunk in data.chunks(10_000) {
             writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
@@ -335,9 +358,9 @@ mod tests {
     #[tokio::test]
     async fn dropped_writer_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DiskStore::open(dir.path()).unwrap();
+        let store = DiskStore::open(dir.path(), 0).unwrap();
         let name = BlobName::new(1_795_737_600);
-        let mut writer = store.create(&name).await.unwrap();
+        let mut writer = store.create(&name, 1).await.unwrap();
         writer.write(Bytes::from_static(b"partial")).await.unwrap();
         assert_eq!(temp_files(dir.path()), 1);
         drop(writer);
@@ -351,10 +374,10 @@ mod tests {
     #[tokio::test]
     async fn whole_days_and_abandoned_uploads() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DiskStore::open(dir.path()).unwrap();
+        let store = DiskStore::open(dir.path(), 0).unwrap();
         for created in [0, 10, 86_400] {
             let name = BlobName::new(created);
-            let mut writer = store.create(&name).await.unwrap();
+            let mut writer = store.create(&name, 1).await.unwrap();
             writer.write(Bytes::from_static(b"x")).await.unwrap();
             writer.commit().await.unwrap();
         }
@@ -368,7 +391,7 @@ mod tests {
         assert_eq!(store.delete_day("../keys").await.unwrap(), 0);
         assert_eq!(store.days().await.unwrap(), vec!["1970-01-02"]);
 
-        let writer = store.create(&BlobName::new(0)).await.unwrap();
+        let writer = store.create(&BlobName::new(0), 1).await.unwrap();
         let now = crate::time::unix_now();
         assert_eq!(
             store.remove_abandoned(now - 60).await.unwrap(),
@@ -382,11 +405,11 @@ mod tests {
     #[tokio::test]
     async fn leftovers_of_a_crash_are_removed_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DiskStore::open(dir.path()).unwrap();
-        let writer = store.create(&BlobName::new(0)).await.unwrap();
+        let store = DiskStore::open(dir.path(), 0).unwrap();
+        let writer = store.create(&BlobName::new(0), 1).await.unwrap();
         std::mem::forget(writer); // as if the process had died
         assert_eq!(temp_files(dir.path()), 1);
-        DiskStore::open(dir.path()).unwrap();
+        DiskStore::open(dir.path(), 0).unwrap();
         assert_eq!(temp_files(dir.path()), 0);
     }
 }

@@ -88,10 +88,12 @@ impl BlobName {
 /// Where blobs live.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
-    /// Starts writing blob `name`. Nothing is visible under `name` until
-    /// [`BlobWriter::commit`] succeeds; a writer dropped before that leaves
-    /// nothing behind.
-    async fn create(&self, name: &BlobName) -> Result<Box<dyn BlobWriter>, StorageError>;
+    /// Starts writing blob `name` of `size` bytes. Nothing is visible under
+    /// `name` until [`BlobWriter::commit`] succeeds; a writer dropped before
+    /// that leaves nothing behind. Fails with [`StorageError::Full`] at once
+    /// when the store knows `size` will not fit.
+    async fn create(&self, name: &BlobName, size: u64)
+    -> Result<Box<dyn BlobWriter>, StorageError>;
 
     /// Streams the bytes `range` of blob `name` (the caller has checked the
     /// range against the blob's size).
