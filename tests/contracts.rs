@@ -1,0 +1,243 @@
+//! The contracts every backend must keep: one for blob stores, one for
+//! indexes. Each backend runs the same functions; a new backend adds one
+//! test per contract below.
+
+#![allow(clippy::unwrap_used)] // tests may panic on the unexpected
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use upslot::index::embedded::EmbeddedIndex;
+use upslot::index::{FileRecord, Index, Inserted, OwnerKey, SlotKey};
+use upslot::storage::disk::DiskStore;
+use upslot::storage::{BlobName, BlobStore, StorageError};
+
+const DAY: i64 = 86_400;
+
+async fn read_all(store: &dyn BlobStore, name: &BlobName, range: std::ops::Range<u64>) -> Vec<u8> {
+    let mut stream = store.read(name, range).await.unwrap();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    out
+}
+
+async fn put(store: &dyn BlobStore, name: &BlobName, data: &[u8]) {
+    let mut writer = store.create(name, data.len() as u64).await.unwrap();
+    for chunk in data.chunks(64 * 1024 + 7) {
+        writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    writer.commit().await.unwrap();
+}
+
+/// What every [`BlobStore`] must do.
+async fn blob_contract(store: Arc<dyn BlobStore>) {
+    let store = store.as_ref();
+    // Round trip through many chunks, and ranges.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let name = BlobName::new(10 * DAY);
+    put(store, &name, &data).await;
+    assert_eq!(read_all(store, &name, 0..data.len() as u64).await, data);
+    assert_eq!(read_all(store, &name, 0..2).await, &data[..2]);
+    assert_eq!(
+        read_all(store, &name, 1_000_000..1_000_500).await,
+        &data[1_000_000..1_000_500]
+    );
+    assert_eq!(
+        read_all(store, &name, 2_999_990..3_000_000).await,
+        &data[2_999_990..]
+    );
+
+    // An empty blob.
+    let empty = BlobName::new(10 * DAY);
+    put(store, &empty, b"").await;
+    assert!(read_all(store, &empty, 0..0).await.is_empty());
+
+    // Nothing is visible before commit, and an abandoned writer leaves nothing.
+    let pending = BlobName::new(10 * DAY);
+    let mut writer = store.create(&pending, 5).await.unwrap();
+    writer.write(Bytes::from_static(b"hello")).await.unwrap();
+    assert!(matches!(
+        store.read(&pending, 0..5).await,
+        Err(StorageError::NotFound)
+    ));
+    drop(writer);
+    assert!(matches!(
+        store.read(&pending, 0..5).await,
+        Err(StorageError::NotFound)
+    ));
+
+    // Delete is idempotent; a deleted blob is gone.
+    store.delete(&name).await.unwrap();
+    store.delete(&name).await.unwrap();
+    assert!(matches!(
+        store.read(&name, 0..1).await,
+        Err(StorageError::NotFound)
+    ));
+    store.delete(&BlobName::new(0)).await.unwrap();
+
+    // Listing day prefixes and deleting a whole day (the backstop).
+    let old_a = BlobName::new(2 * DAY);
+    let old_b = BlobName::new(2 * DAY + 5);
+    let other = BlobName::new(3 * DAY);
+    for blob in [&old_a, &old_b, &other] {
+        put(store, blob, b"x").await;
+    }
+    let days = store.days().await.unwrap();
+    for day in ["1970-01-03", "1970-01-04", "1970-01-11"] {
+        assert!(days.contains(&day.to_string()), "{day} in {days:?}");
+    }
+    assert!(days.windows(2).all(|w| w[0] < w[1]), "sorted: {days:?}");
+    assert_eq!(store.delete_day("1970-01-03").await.unwrap(), 2);
+    assert!(matches!(
+        store.read(&old_a, 0..1).await,
+        Err(StorageError::NotFound)
+    ));
+    assert_eq!(read_all(store, &other, 0..1).await, b"x");
+    assert!(
+        !store
+            .days()
+            .await
+            .unwrap()
+            .contains(&"1970-01-03".to_string())
+    );
+    assert_eq!(store.delete_day("1970-01-03").await.unwrap(), 0);
+
+    // Health.
+    store.check().await.unwrap();
+}
+
+fn key(n: u8) -> SlotKey {
+    SlotKey([n; 32])
+}
+
+fn record(created: i64, expires_at: i64, owner: Option<u8>) -> FileRecord {
+    FileRecord {
+        blob: BlobName::new(created),
+        size: 100,
+        content_type: "image/jpeg".into(),
+        created,
+        expires_at,
+        owner: owner.map(|o| OwnerKey([o; 32])),
+    }
+}
+
+/// What every [`Index`] must do.
+async fn index_contract(index: Arc<dyn Index>) {
+    let index = index.as_ref();
+    // Create-only inserts.
+    let first = record(10, 100, Some(1));
+    assert_eq!(
+        index.insert(key(1), first.clone()).await.unwrap(),
+        Inserted::Created
+    );
+    assert_eq!(
+        index.insert(key(1), record(11, 200, None)).await.unwrap(),
+        Inserted::Exists
+    );
+    assert_eq!(index.get(key(1)).await.unwrap(), Some(first.clone()));
+    assert_eq!(index.get(key(9)).await.unwrap(), None);
+
+    // Concurrent inserts of one key: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        racers.push(index.insert(key(2), record(20 + i, 300, None)));
+    }
+    let outcomes = futures_util::future::join_all(racers).await;
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Inserted::Created)))
+        .count();
+    assert_eq!(created, 1, "{outcomes:?}");
+
+    // Orders: by expiry, by creation, by owner.
+    index.insert(key(3), record(5, 50, Some(1))).await.unwrap();
+    index
+        .insert(key(4), record(30, 400, Some(2)))
+        .await
+        .unwrap();
+    let due: Vec<SlotKey> = index
+        .expired(100, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(due, vec![key(3), key(1)]);
+    assert_eq!(index.expired(100, 1).await.unwrap().len(), 1);
+    assert_eq!(index.count_expired(300, 100).await.unwrap(), 3);
+    let old: Vec<SlotKey> = index
+        .created_by(10, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(old, vec![key(3), key(1)]);
+    let mut owned: Vec<SlotKey> = index
+        .owned_by(OwnerKey([1; 32]), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    owned.sort();
+    assert_eq!(owned, vec![key(1), key(3)]);
+
+    // Totals.
+    let stats = index.stats().await.unwrap();
+    assert_eq!(
+        (stats.files, stats.bytes, stats.oldest_created),
+        (4, 400, Some(5))
+    );
+    assert_eq!(
+        index.age_histogram(vec![0, 10, 100]).await.unwrap(),
+        vec![1, 3]
+    );
+
+    // Removal in batches leaves tombstones; missing keys are skipped.
+    let removed = index.remove(&[key(1), key(3), key(99)], 500).await.unwrap();
+    assert_eq!(removed.len(), 2);
+    assert_eq!(index.get(key(1)).await.unwrap(), None);
+    assert_eq!(index.tombstone(key(1)).await.unwrap(), Some(500));
+    assert_eq!(index.tombstone(key(4)).await.unwrap(), None);
+    assert_eq!(
+        index.insert(key(1), record(600, 900, None)).await.unwrap(),
+        Inserted::Gone
+    );
+    assert!(
+        index
+            .owned_by(OwnerKey([1; 32]), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(index.expired(100, 10).await.unwrap().len(), 0);
+    let stats = index.stats().await.unwrap();
+    assert_eq!((stats.files, stats.bytes, stats.tombstones), (2, 200, 2));
+
+    // Tombstones are forgotten in time order, then the slot is free again.
+    assert_eq!(index.forget_tombstones(500, 10).await.unwrap(), 0);
+    assert_eq!(index.forget_tombstones(501, 1).await.unwrap(), 1);
+    assert_eq!(index.forget_tombstones(501, 10).await.unwrap(), 1);
+    assert_eq!(
+        index.insert(key(1), record(600, 900, None)).await.unwrap(),
+        Inserted::Created
+    );
+    index.check().await.unwrap();
+}
+
+#[tokio::test]
+async fn disk_store_keeps_the_blob_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    blob_contract(Arc::new(DiskStore::open(dir.path(), 0).unwrap())).await;
+}
+
+#[tokio::test]
+async fn embedded_index_keeps_the_index_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
+    index_contract(Arc::new(index)).await;
+}
