@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{SECRET, Upslot, jwt, mac_hex, unix_now};
+use common::{SECRET, Upslot, client_from, jwt, mac_hex, unix_now};
 use reqwest::{Client, StatusCode};
 use sha1::Digest as _;
 
@@ -20,15 +19,6 @@ const JULIET: &str = "juliet@capulet.lit";
 /// Source addresses of the scenario's clients (never 127.0.0.1, which the
 /// listeners themselves use).
 const SOURCES: [&str; 4] = ["127.0.0.2", "127.0.0.3", "127.0.0.7", "127.0.0.8"];
-
-fn client_from(source: &str) -> Client {
-    Client::builder()
-        .no_proxy()
-        .local_address(source.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
 
 /// What the scenario sent that must never be recorded.
 #[derive(Default)]

@@ -5,22 +5,10 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use common::{Upslot, v1_query};
-use reqwest::{Client, StatusCode, header};
-
-/// A client whose connections come from `source` (any 127.0.0.0/8 address
-/// is local on Linux).
-fn client_from(source: &str) -> Client {
-    Client::builder()
-        .no_proxy()
-        .local_address(source.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use common::{Upslot, client_from, v1_query};
+use reqwest::{StatusCode, header};
 
 #[tokio::test]
 async fn failed_attempts_ban_one_address_only() {
@@ -255,16 +243,7 @@ async fn erasing_an_account_deletes_all_its_files_and_only_those() {
     );
 
     // The CLI signs with the configured secret and asks the running server.
-    let text = std::fs::read_to_string(&server.config_path).unwrap();
-    let admin_addr = server.admin_url.trim_start_matches("http://");
-    std::fs::write(
-        &server.config_path,
-        text.replace(
-            "admin_listen = \"127.0.0.1:0\"",
-            &format!("admin_listen = \"{admin_addr}\""),
-        ),
-    )
-    .unwrap();
+    server.pin_admin_port();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_upslot"))
         .args(["erase", "--jid", "romeo@montague.tld", "--config"])
         .arg(&server.config_path)

@@ -227,18 +227,9 @@ async fn stats_and_dry_run_through_the_running_server() {
         );
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    // The config names port 0 for the admin listener, so point the CLI at
+    // The config names port 0 for the admin listener: point the CLI at
     // the real one.
-    let admin = server.admin_url.trim_start_matches("http://").to_string();
-    let text = std::fs::read_to_string(&server.config_path).unwrap();
-    std::fs::write(
-        &server.config_path,
-        text.replace(
-            "admin_listen = \"127.0.0.1:0\"",
-            &format!("admin_listen = \"{admin}\""),
-        ),
-    )
-    .unwrap();
+    server.pin_admin_port();
     let stats = run(&["stats"]);
     assert!(stats.contains("files stored:     1"), "{stats}");
     assert!(stats.contains("bytes stored:     5 B"), "{stats}");

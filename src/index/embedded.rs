@@ -112,6 +112,22 @@ impl EmbeddedIndex {
     }
 }
 
+/// The records of `slots` (slot keys taken from a secondary order), in
+/// that order; keys without a record are skipped.
+fn records_of(
+    files: &impl ReadableTable<Key, &'static [u8]>,
+    slots: impl Iterator<Item = Result<Key, IndexError>>,
+) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
+    let mut out = Vec::new();
+    for slot in slots {
+        let slot = slot?;
+        if let Some(value) = files.get(&slot).map_err(unavailable)? {
+            out.push((SlotKey(slot), FileRecord::decode(value.value())?));
+        }
+    }
+    Ok(out)
+}
+
 /// Adds `delta` to the counter `name`.
 fn bump(meta: &mut Table<'_, &str, u64>, name: &str, delta: i64) -> Result<(), IndexError> {
     let current = meta
@@ -276,18 +292,12 @@ impl Index for EmbeddedIndex {
             let txn = db.begin_read().map_err(unavailable)?;
             let by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
             let files = txn.open_table(FILES).map_err(unavailable)?;
-            let mut out = Vec::new();
-            let range = by_expiry
+            let slots = by_expiry
                 .range((i64::MIN, [0u8; 32])..=(now, [0xff; 32]))
-                .map_err(unavailable)?;
-            for entry in range.take(limit) {
-                let (key, _) = entry.map_err(unavailable)?;
-                let (_, slot) = key.value();
-                if let Some(value) = files.get(&slot).map_err(unavailable)? {
-                    out.push((SlotKey(slot), FileRecord::decode(value.value())?));
-                }
-            }
-            Ok(out)
+                .map_err(unavailable)?
+                .take(limit)
+                .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
+            records_of(&files, slots)
         })
         .await
     }
@@ -301,18 +311,12 @@ impl Index for EmbeddedIndex {
             let txn = db.begin_read().map_err(unavailable)?;
             let by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
             let files = txn.open_table(FILES).map_err(unavailable)?;
-            let mut out = Vec::new();
-            let range = by_created
+            let slots = by_created
                 .range((i64::MIN, [0u8; 32])..=(until, [0xff; 32]))
-                .map_err(unavailable)?;
-            for entry in range.take(limit) {
-                let (key, _) = entry.map_err(unavailable)?;
-                let (_, slot) = key.value();
-                if let Some(value) = files.get(&slot).map_err(unavailable)? {
-                    out.push((SlotKey(slot), FileRecord::decode(value.value())?));
-                }
-            }
-            Ok(out)
+                .map_err(unavailable)?
+                .take(limit)
+                .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
+            records_of(&files, slots)
         })
         .await
     }
@@ -326,18 +330,12 @@ impl Index for EmbeddedIndex {
             let txn = db.begin_read().map_err(unavailable)?;
             let by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
             let files = txn.open_table(FILES).map_err(unavailable)?;
-            let mut out = Vec::new();
-            let range = by_owner
+            let slots = by_owner
                 .range((owner.0, [0u8; 32])..=(owner.0, [0xff; 32]))
-                .map_err(unavailable)?;
-            for entry in range.take(limit) {
-                let (key, _) = entry.map_err(unavailable)?;
-                let (_, slot) = key.value();
-                if let Some(value) = files.get(&slot).map_err(unavailable)? {
-                    out.push((SlotKey(slot), FileRecord::decode(value.value())?));
-                }
-            }
-            Ok(out)
+                .map_err(unavailable)?
+                .take(limit)
+                .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
+            records_of(&files, slots)
         })
         .await
     }

@@ -194,6 +194,22 @@ impl Upslot {
         }
     }
 
+    /// Rewrites the config file so `admin_listen` names the port actually
+    /// bound (it says port 0), for CLI commands that read the config to find
+    /// the running server.
+    pub fn pin_admin_port(&self) {
+        let text = std::fs::read_to_string(&self.config_path).expect("read config");
+        let admin = self.admin_url.trim_start_matches("http://");
+        std::fs::write(
+            &self.config_path,
+            text.replace(
+                "admin_listen = \"127.0.0.1:0\"",
+                &format!("admin_listen = \"{admin}\""),
+            ),
+        )
+        .expect("write config");
+    }
+
     /// Every stderr (log) line printed so far.
     pub fn log_lines(&self) -> Vec<String> {
         self.stderr_lines.try_iter().collect()
@@ -254,6 +270,17 @@ pub fn v2_query(decoded: &str, size: u64, content_type: &str) -> String {
             format!("{decoded}\0{size}\0{content_type}").as_bytes()
         )
     )
+}
+
+/// An HTTP client whose connections come from `source` (every address in
+/// 127.0.0.0/8 is local on Linux), so tests can act as several clients.
+pub fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(source.parse::<std::net::IpAddr>().expect("address"))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
 }
 
 /// A JWT as Prosody's mod_http_file_share makes it: HS256 over `claims`
