@@ -14,6 +14,11 @@
 //! Two files are exchanged per server: `très cool photo.jpg` and a second one
 //! whose name has `+`, parentheses and more non-ASCII letters.
 //!
+//! Account erasure (`interop/erase.rs`): with Prosody's JWT slots and the
+//! shipped `deploy/prosody/mod_upslot_erase.lua`, deleting alice's account
+//! inside the running server (admin shell, or in-band by alice herself)
+//! makes upslot delete her files within seconds, and only hers.
+//!
 //! A missing package or a server that does not start fails the test with the
 //! reason and the server's log; nothing is skipped. Every process is stopped
 //! when its guard drops, panics included. The client is
@@ -22,6 +27,8 @@
 mod common;
 #[path = "interop/ejabberd.rs"]
 mod ejabberd;
+#[path = "interop/erase.rs"]
+mod erase;
 #[path = "interop/harness.rs"]
 mod harness;
 #[path = "interop/prosody.rs"]
@@ -146,6 +153,20 @@ fn ejabberd_http_upload_external_secret() {
     let prefix = format!("{}/upload", upslot.base_url);
     let ejabberd = Ejabberd::start(&prefix, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
     share_files(&upslot, &ejabberd.xmpp, &format!("{prefix}/"), Token::V1);
+}
+
+/// `prosodyctl shell user delete alice@…` (the operator, through the running
+/// server) erases alice's uploads from upslot and leaves bob's.
+#[test]
+fn prosody_account_deletion_erases_uploads() {
+    erase::uploads_erased_on_account_deletion(erase::Deletion::AdminShell);
+}
+
+/// alice deleting her own account from her client (XEP-0077) erases her
+/// uploads from upslot and leaves bob's.
+#[test]
+fn prosody_inband_unregistration_erases_uploads() {
+    erase::uploads_erased_on_account_deletion(erase::Deletion::InBand);
 }
 
 /// The scenario of every test: alice uploads [`FILES`] through `xmpp` and

@@ -1,7 +1,10 @@
 //! Prosody 0.12 from a throwaway config in a temp dir: loopback c2s only, no
-//! TLS, two accounts, and one upload component pointing at upslot.
+//! TLS, two accounts, and one upload component pointing at upslot;
+//! optionally the shipped `deploy/prosody/mod_upslot_erase.lua`, loaded from
+//! the repository through `plugin_paths`, with the admin shell and in-band
+//! account removal enabled so that accounts can be deleted inside the server.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -14,6 +17,13 @@ use crate::harness::{Proc, free_port, log_file, tail_logs};
 const COMMUNITY_MODULE: &str =
     "/usr/lib/prosody/modules/mod_http_upload_external/mod_http_upload_external.lua";
 
+/// Where upslot ships its Prosody module; the test config's `plugin_paths`
+/// names this directory, so the file under test is the one shipped.
+const ERASE_MODULE_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prosody");
+
+/// How long `prosodyctl shell` may take to answer.
+const SHELL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Which module hands out the upload slots.
 pub(crate) enum Upload<'a> {
     /// prosody-modules' `mod_http_upload_external`; `protocol` is "v1" or "v2".
@@ -25,8 +35,9 @@ pub(crate) enum Upload<'a> {
 /// A running Prosody; stopped when dropped.
 pub(crate) struct Prosody {
     pub(crate) xmpp: XmppServer,
+    config: PathBuf,
     _proc: Proc,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Prosody {
@@ -35,6 +46,32 @@ impl Prosody {
     /// accounts of [`XmppServer::users`]. Waits until c2s accepts
     /// connections; on failure the error carries Prosody's log.
     pub(crate) fn start(upload: Upload<'_>, base_url: &str, secret: &str) -> Result<Prosody> {
+        Prosody::start_inner(upload, base_url, secret, None)
+    }
+
+    /// Like [`Prosody::start`], plus upslot's `mod_upslot_erase` (from
+    /// `deploy/prosody`) sending account deletions to `erase_url` (upslot's
+    /// admin listener + `/owners/`). It signs with the upload component's
+    /// `http_file_share_secret`, as in a deployment that sets no
+    /// `upslot_erase_secret`. `mod_admin_shell` and `mod_register` (in-band
+    /// removal; registration itself stays off) are enabled too.
+    pub(crate) fn start_with_erase(
+        upload: Upload<'_>,
+        base_url: &str,
+        secret: &str,
+        erase_url: &str,
+    ) -> Result<Prosody> {
+        let module = Path::new(ERASE_MODULE_DIR).join("mod_upslot_erase.lua");
+        ensure!(module.exists(), "{} is missing", module.display());
+        Prosody::start_inner(upload, base_url, secret, Some(erase_url))
+    }
+
+    fn start_inner(
+        upload: Upload<'_>,
+        base_url: &str,
+        secret: &str,
+        erase_url: Option<&str>,
+    ) -> Result<Prosody> {
         if let Upload::External { .. } = upload {
             ensure!(
                 Path::new(COMMUNITY_MODULE).exists(),
@@ -47,7 +84,7 @@ impl Prosody {
         let config = dir.path().join("prosody.cfg.lua");
         std::fs::write(
             &config,
-            config_text(dir.path(), port, &upload, base_url, secret),
+            config_text(dir.path(), port, &upload, base_url, secret, erase_url),
         )?;
         for d in ["data", "certs"] {
             std::fs::create_dir(dir.path().join(d))?;
@@ -56,8 +93,9 @@ impl Prosody {
         match launch(&config, dir.path(), &xmpp) {
             Ok(proc) => Ok(Prosody {
                 xmpp,
+                config,
                 _proc: proc,
-                _dir: dir,
+                dir,
             }),
             Err(e) => {
                 let mut logs = vec![("prosody.cfg.lua".to_string(), config)];
@@ -68,6 +106,33 @@ impl Prosody {
                 )))
             }
         }
+    }
+
+    /// Deletes the account `jid` inside the running server, as an operator
+    /// would: `prosodyctl shell user delete JID` runs `user:delete()` in the
+    /// server process (mod_admin_shell, over the admin socket), so the
+    /// server fires `user-deleted`. (`prosodyctl deluser` would delete it
+    /// from its own process, unseen by the server's modules.)
+    pub(crate) fn delete_account_via_shell(&self, jid: &str) -> Result<()> {
+        let out_path = self.dir.path().join("prosodyctl-shell.out");
+        let mut shell = Proc::spawn(
+            "prosodyctl shell",
+            Command::new("prosodyctl")
+                .arg("--config")
+                .arg(&self.config)
+                .args(["shell", "user", "delete", jid])
+                .stdout(log_file(&out_path))
+                .stderr(log_file(&out_path.with_extension("err"))),
+            "install the prosody package",
+        )?;
+        let status = shell.wait(SHELL_TIMEOUT)?;
+        let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let stderr = std::fs::read_to_string(out_path.with_extension("err")).unwrap_or_default();
+        ensure!(
+            status.success() && stdout.contains("User deleted"),
+            "prosodyctl shell user delete {jid} failed ({status}): {stdout}{stderr}"
+        );
+        Ok(())
     }
 }
 
@@ -115,8 +180,32 @@ fn lua(s: &str) -> String {
     format!("{s:?}")
 }
 
-fn config_text(dir: &Path, port: u16, upload: &Upload<'_>, base_url: &str, secret: &str) -> String {
+fn config_text(
+    dir: &Path,
+    port: u16,
+    upload: &Upload<'_>,
+    base_url: &str,
+    secret: &str,
+    erase_url: Option<&str>,
+) -> String {
     let path = |name: &str| lua(&dir.join(name).display().to_string());
+    let (erase, erase_modules) = match erase_url {
+        None => (String::new(), ""),
+        Some(url) => (
+            format!(
+                "\n-- upslot's account erasure module, loaded from the repository.\n\
+                 plugin_paths = {{ {} }}\n\
+                 upslot_erase_url = {}\n\
+                 -- no upslot_erase_secret: the module falls back to the\n\
+                 -- http_file_share_secret of Component \"upload.<host>\".\n",
+                lua(ERASE_MODULE_DIR),
+                lua(url),
+            ),
+            // admin_shell: `prosodyctl shell user delete`; register: in-band
+            // account removal (XEP-0077), registration stays disabled.
+            r#", "admin_shell", "register", "upslot_erase""#,
+        ),
+    };
     let component = match upload {
         Upload::External { protocol } => format!(
             "Component \"upload.upslot.test\" \"http_upload_external\"\n\
@@ -157,8 +246,8 @@ https_ports = {{}}
 component_ports = {{}}
 c2s_require_encryption = false -- SCRAM in clear, loopback only
 authentication = "internal_hashed"
-modules_enabled = {{ "roster", "saslauth", "disco", "ping" }}
-
+modules_enabled = {{ "roster", "saslauth", "disco", "ping"{erase_modules} }}
+{erase}
 VirtualHost "upslot.test"
 
 {component}"#,

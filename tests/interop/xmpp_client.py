@@ -16,6 +16,15 @@ the XMPP server exactly as two users' apps would:
              URL to ``--to`` in a chat message (body + XEP-0066 OOB). Prints
              one JSON line per upload, with the slot the server handed out.
 
+    upload   Like ``send``, without ``--to``: upload every ``--file`` and
+             print its JSON line, but send no message.
+
+    unregister  Log in and delete the account in-band (XEP-0077
+             ``<remove/>``); print one JSON line once the server confirmed.
+             The server then closes the stream ("Account deleted"). Prosody
+             always answers first; ejabberd 23.01 may close the stream before
+             its answer arrives, which this role reports as a timeout.
+
 Every failure prints ``xmpp_client: error: ...`` on stderr and exits with a
 non-zero status; ``--timeout`` bounds the whole run, so it never hangs.
 
@@ -159,12 +168,35 @@ async def run_send(args):
                 else {},
             }
         )
+        if args.to is None:  # role "upload": no message
+            continue
         message = client.make_message(mto=args.to, mbody=get_url, mtype="chat")
         message["oob"]["url"] = get_url
         message.send()
     # Make sure the messages left before we close the stream.
     await client["xep_0199"].ping(jid=client.boundjid.domain, timeout=10)
     client.disconnect()
+
+
+async def run_unregister(args):
+    client = Client(args.jid, args.password)
+    client.register_plugin("xep_0077")
+    await client.login(args.host, args.port)
+    jid = client.boundjid.bare
+    try:
+        await client["xep_0077"].cancel_registration(timeout=10)
+    except Exception as e:  # IqError, IqTimeout
+        raise ClientError(f"{jid}: account removal (XEP-0077) failed: {describe(e)}") from e
+    emit({"event": "unregistered", "jid": str(jid)})
+    # The server closes the stream ("Account deleted"); let that finish.
+    await client.disconnect()
+    # After a stream the server closed, slixmpp 1.8.3 leaves its send loop
+    # waiting, and asyncio complains at exit ("Task was destroyed but it is
+    # pending"): end it here.
+    send_loop = getattr(client, "_run_out_filters", None)
+    if send_loop is not None and not send_loop.done():
+        send_loop.cancel()
+        await asyncio.gather(send_loop, return_exceptions=True)
 
 
 async def download(session, url, exact):
@@ -230,19 +262,21 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("role", choices=("send", "receive"))
+    parser.add_argument("role", choices=("send", "receive", "upload", "unregister"))
     parser.add_argument("--jid", required=True, help="bare JID to log in as")
     parser.add_argument("--password", required=True)
     parser.add_argument("--host", default="127.0.0.1", help="XMPP server address")
     parser.add_argument("--port", type=int, required=True, help="XMPP c2s port")
     parser.add_argument("--timeout", type=float, default=60, help="seconds for the whole run")
     parser.add_argument("--to", help="send: JID that receives the URLs")
-    parser.add_argument("--file", action="append", default=[], help="send: file to upload")
+    parser.add_argument("--file", action="append", default=[], help="send, upload: file to upload")
     parser.add_argument("--count", type=int, default=1, help="receive: messages to wait for")
     parser.add_argument("--debug", action="store_true", help="slixmpp debug log on stderr")
     args = parser.parse_args(argv)
     if args.role == "send" and (not args.to or not args.file):
         parser.error("send needs --to and at least one --file")
+    if args.role == "upload" and (args.to or not args.file):
+        parser.error("upload needs at least one --file and no --to")
     return args
 
 
@@ -259,7 +293,12 @@ def main(argv):
 
     signal.signal(signal.SIGALRM, hard_timeout)
     signal.alarm(int(args.timeout) + 10)
-    role = run_send if args.role == "send" else run_receive
+    role = {
+        "send": run_send,
+        "upload": run_send,
+        "receive": run_receive,
+        "unregister": run_unregister,
+    }[args.role]
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
