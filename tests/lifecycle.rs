@@ -336,3 +336,43 @@ fn a_stalled_upload_is_dropped_after_the_grace_period_without_leftovers() {
             .all(|f| !f.starts_with("tmp/") && !f.starts_with("blobs/"))
     );
 }
+
+#[test]
+fn a_silent_tls_client_is_dropped_after_the_handshake_timeout() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("fullchain.pem");
+    let key = dir.path().join("privkey.pem");
+    let pki = pki("silent");
+    std::fs::write(&cert, &pki.cert_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
+    let server = Upslot::start_with(
+        &format!(
+            "tls = {{ cert = {:?}, key = {:?} }}\ntls_handshake_timeout = \"1s\"",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+        "",
+        "",
+        &[],
+    );
+    let addr = server.base_url.trim_start_matches("https://").to_string();
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    // No ClientHello: the server closes the connection after the timeout.
+    let read = silent.read(&mut buf);
+    assert!(matches!(read, Ok(0)) || read.is_err(), "{read:?}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "closed too early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(8),
+        "not closed by the timeout: {waited:?}"
+    );
+}
