@@ -7,24 +7,27 @@
 //!   a process that died and is removed.
 //!
 //! A commit is: flush, `fsync` the file, `rename` into place, `fsync` the
-//! day directory. Reads use tokio's file I/O with large buffers rather than
-//! object_store's `LocalFileSystem`, which reads in 8 KiB chunks with one
-//! blocking task each (see benches/README.md for the measurement).
+//! day directory. Reads are in [`super::disk_read`]. object_store's
+//! `LocalFileSystem` is not used here: by its source it reads in 8 KiB
+//! chunks with one blocking task each, and tokio's own file reader, which
+//! takes a pool trip per operation, already cost small GETs most of their
+//! time (benches/README.md); object_store is for S3-compatible stores.
 
 use std::io;
 use std::ops::Range;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufWriter};
-use tokio_util::io::ReaderStream;
+use bytes::BytesMut;
+use tokio::task::JoinHandle;
 
 use super::{BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
 
-/// Bytes buffered before a write reaches the file, and read per chunk when
-/// serving. Bounds the memory of one transfer.
+/// Bytes buffered before a write reaches the file. Bounds the memory of
+/// one upload.
 pub const IO_BUFFER_BYTES: usize = 256 * 1024;
 
 /// A [`BlobStore`] in a directory.
@@ -118,22 +121,17 @@ impl BlobStore for DiskStore {
                 _ => StorageError::from(e),
             })?;
         Ok(Box::new(DiskWriter {
-            file: Some(BufWriter::with_capacity(IO_BUFFER_BYTES, file)),
+            file: Some(Arc::new(file.into_std().await)),
+            buffer: BytesMut::with_capacity(IO_BUFFER_BYTES),
+            written: 0,
+            in_flight: None,
             temp_path,
             final_path: self.path_of(name),
         }))
     }
 
     async fn read(&self, name: &BlobName, range: Range<u64>) -> Result<BlobStream, StorageError> {
-        let mut file = tokio::fs::File::open(self.path_of(name)).await?;
-        if range.start > 0 {
-            file.seek(io::SeekFrom::Start(range.start)).await?;
-        }
-        let limited = tokio::io::AsyncReadExt::take(file, range.end.saturating_sub(range.start));
-        Ok(Box::pin(ReaderStream::with_capacity(
-            limited,
-            IO_BUFFER_BYTES,
-        )))
+        super::disk_read::read(self.path_of(name), range).await
     }
 
     async fn delete(&self, name: &BlobName) -> Result<(), StorageError> {
@@ -237,31 +235,72 @@ where
 }
 
 /// An upload being written to `tmp/`.
+///
+/// Chunks are gathered into one buffer (a single copy) that goes to a
+/// positional write on the blocking pool when full; the next buffer fills
+/// while that write runs, and at most one write is in flight.
 struct DiskWriter {
     /// `None` once committed.
-    file: Option<BufWriter<tokio::fs::File>>,
+    file: Option<Arc<std::fs::File>>,
+    buffer: BytesMut,
+    /// Bytes handed to writes so far: the offset of the next write.
+    written: u64,
+    in_flight: Option<JoinHandle<io::Result<()>>>,
     temp_path: PathBuf,
     final_path: PathBuf,
+}
+
+fn committed() -> io::Error {
+    io::Error::other("writer already committed")
+}
+
+impl DiskWriter {
+    /// Waits for the write in flight, if any.
+    async fn settle(&mut self) -> io::Result<()> {
+        match self.in_flight.take() {
+            Some(write) => write.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Hands the buffer to a write, after the previous one finished.
+    async fn flush_buffer(&mut self) -> io::Result<()> {
+        self.settle().await?;
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let file = Arc::clone(self.file.as_ref().ok_or_else(committed)?);
+        let data = std::mem::replace(&mut self.buffer, BytesMut::with_capacity(IO_BUFFER_BYTES));
+        let offset = self.written;
+        self.written += data.len() as u64;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
+            file.write_all_at(&data, offset)
+        }));
+        Ok(())
+    }
 }
 
 #[async_trait]
 impl BlobWriter for DiskWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
-        let file = self.file.as_mut().ok_or_else(|| {
-            StorageError::Unavailable(io::Error::other("writer already committed"))
-        })?;
-        file.write_all(&chunk).await?;
+        if self.file.is_none() {
+            return Err(StorageError::Unavailable(committed()));
+        }
+        self.buffer.extend_from_slice(&chunk);
+        if self.buffer.len() >= IO_BUFFER_BYTES {
+            self.flush_buffer().await?;
+        }
         Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
-        let mut file = self.file.take().ok_or_else(|| {
-            StorageError::Unavailable(io::Error::other("writer already committed"))
-        })?;
         let result = async {
-            file.flush().await?;
-            file.get_mut().sync_all().await?;
-            drop(file);
+            self.flush_buffer().await?;
+            self.settle().await?;
+            let file = self.file.take().ok_or_else(committed)?;
+            tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(io::Error::other)??;
             let day_dir = self
                 .final_path
                 .parent()
@@ -295,6 +334,7 @@ impl BlobWriter for DiskWriter {
             let _ = std::fs::remove_file(&self.final_path);
         }
         // Nothing left for Drop to clean up.
+        self.file = None;
         self.temp_path = PathBuf::new();
         result.map_err(StorageError::from)
     }

@@ -7,6 +7,7 @@
 //! a storage path.
 
 pub mod disk;
+mod disk_read;
 
 use std::io;
 use std::ops::Range;
