@@ -1,9 +1,8 @@
 //! The shared state every request handler sees.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -76,7 +75,6 @@ pub struct App {
     /// Addresses with failed attempts, in memory only.
     pub attempts: FailedAttempts,
     files: FileCache,
-    uploads: Mutex<HashSet<SlotKey>>,
     next_request_id: AtomicU64,
 }
 
@@ -98,7 +96,6 @@ impl App {
             settings,
             metrics: Metrics::default(),
             files: FileCache::new(),
-            uploads: Mutex::new(HashSet::new()),
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -118,37 +115,10 @@ impl App {
         self.files.forget(key).await;
     }
 
-    /// Claims `key` for an upload in this process; `None` when another
-    /// upload to the same slot is running. The claim ends with the guard.
-    pub fn claim_upload(self: &Arc<Self>, key: SlotKey) -> Option<UploadClaim> {
-        let mut uploads = self.uploads.lock().unwrap_or_else(PoisonError::into_inner);
-        uploads.insert(key).then(|| UploadClaim {
-            app: Arc::clone(self),
-            key,
-        })
-    }
-
     /// The client address to use for `peer`, honouring forwarding headers
     /// (`Forwarded`, else `X-Forwarded-For`) only from trusted proxies.
     pub fn client_ip(&self, peer: IpAddr, headers: &http::HeaderMap) -> IpAddr {
         crate::privacy::client_ip(peer, headers, &self.settings.trusted_proxies)
-    }
-}
-
-/// An upload in progress to one slot; releases the slot when dropped.
-pub struct UploadClaim {
-    app: Arc<App>,
-    key: SlotKey,
-}
-
-impl Drop for UploadClaim {
-    fn drop(&mut self) {
-        let mut uploads = self
-            .app
-            .uploads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        uploads.remove(&self.key);
     }
 }
 

@@ -270,23 +270,8 @@ async fn run(config: Config) -> Result<(), StartError> {
         None => None,
     };
 
-    if let Some(hints) = &prepared.first_start_hints {
-        println!("{hints}");
-    }
-    let scheme = if prepared.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    for listener in &public {
-        if let Ok(addr) = listener.local_addr() {
-            println!("upslot listening on {scheme}://{addr}");
-        }
-    }
-    if let Some(addr) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
-        println!("upslot admin listening on http://{addr}");
-    }
-
+    // Signal handlers first: a SIGHUP or SIGTERM sent as soon as the
+    // listeners are announced must find them installed.
     let stop = CancellationToken::new();
     let signal_error = |source| StartError::Io {
         what: "cannot install signal handlers",
@@ -305,6 +290,23 @@ async fn run(config: Config) -> Result<(), StartError> {
         None => tracing::info!("SIGHUP: nothing to reload (no TLS configured)"),
     })
     .map_err(signal_error)?;
+    if let Some(hints) = &prepared.first_start_hints {
+        println!("{hints}");
+    }
+    let scheme = if prepared.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    for listener in &public {
+        if let Ok(addr) = listener.local_addr() {
+            println!("upslot listening on {scheme}://{addr}");
+        }
+    }
+    if let Some(addr) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+        println!("upslot admin listening on http://{addr}");
+    }
+
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "upslot started");
     let sweeper = tokio::spawn(sweeper::run(
         std::sync::Arc::clone(&prepared.app),

@@ -44,9 +44,6 @@ pub enum ApiError {
     /// The slot held a file that has been deleted; slot URLs are single-use.
     #[error("this slot was used and its file has been deleted")]
     SlotUsed,
-    /// Another upload to this slot is in progress.
-    #[error("an upload to this slot is in progress")]
-    UploadInProgress,
     /// The requested byte range lies outside the file.
     #[error("range not satisfiable")]
     RangeNotSatisfiable {
@@ -96,9 +93,7 @@ impl ApiError {
             | ApiError::BodyTooLong => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Incomplete => StatusCode::BAD_REQUEST,
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            ApiError::SlotTaken | ApiError::SlotUsed | ApiError::UploadInProgress => {
-                StatusCode::CONFLICT
-            }
+            ApiError::SlotTaken | ApiError::SlotUsed => StatusCode::CONFLICT,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,7 +126,6 @@ impl ApiError {
             ApiError::BodyTimeout => "body_timeout",
             ApiError::SlotTaken => "slot_taken",
             ApiError::SlotUsed => "slot_used",
-            ApiError::UploadInProgress => "upload_in_progress",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
             ApiError::Unavailable => "unavailable",

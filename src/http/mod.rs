@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Method, Request, Response, header};
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
@@ -77,15 +77,26 @@ pub async fn serve_public(
     headers.insert("x-request-id", HeaderValue::from(request_id));
 
     let client = privacy::loggable(client, app.settings.log_client_ip);
-    tracing::info!(
-        request_id,
-        method = %method,
-        status = response.status().as_u16(),
-        error.code = code,
-        duration_ms = started.elapsed().as_millis() as u64,
-        client.ip = client,
-        "request"
-    );
+    // Reads that succeed are the bulk of the traffic and say nothing an
+    // operator needs: they log at debug (a line per GET cost about 5 µs, a
+    // quarter of a cached small GET). Uploads, deletions and every error
+    // log at info.
+    let routine = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && code.is_none();
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    if routine {
+        tracing::debug!(request_id, method = %method, status, duration_ms, client.ip = client, "request");
+    } else {
+        tracing::info!(
+            request_id,
+            method = %method,
+            status,
+            error.code = code,
+            duration_ms,
+            client.ip = client,
+            "request"
+        );
+    }
     Ok(response)
 }
 

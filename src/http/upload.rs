@@ -3,8 +3,11 @@
 //! The body is never held whole: chunks go to the blob writer as they
 //! arrive, counted against the size the slot allows. The index row is
 //! written only after the blob is durable, and the row insert is atomic, so
-//! of two uploads racing for one slot exactly one wins; the loser's blob is
-//! deleted. A failure at any point drops the writer, which removes the
+//! of uploads racing for one slot exactly one wins; the losers' blobs are
+//! deleted. Racing uploads are not refused early: a client refused before
+//! its body is read sees its connection close mid-send (a broken pipe, not
+//! the 409), and a retry after a dropped connection must not wait for the
+//! server to notice the old one. A failure at any point drops the writer, which removes the
 //! partial blob.
 
 use std::sync::Arc;
@@ -60,7 +63,6 @@ pub(super) async fn put(
     if app.index.tombstone(key).await?.is_some() {
         return Err(ApiError::SlotUsed);
     }
-    let _claim = app.claim_upload(key).ok_or(ApiError::UploadInProgress)?;
 
     let blob = BlobName::new(now);
     let mut writer = app.blobs.create(&blob, grant.length).await?;
