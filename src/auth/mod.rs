@@ -267,7 +267,9 @@ impl Verifier {
         ) {
             return Err(TokenError::BadSignature);
         }
-        if (now - timestamp).abs() > ERASE_WINDOW_SECS {
+        // abs_diff: `now - timestamp` overflows for extreme timestamps
+        // (found by fuzzing), and a wrapped difference could pass the check.
+        if now.abs_diff(timestamp) > ERASE_WINDOW_SECS.unsigned_abs() {
             return Err(TokenError::Expired);
         }
         Ok(())
@@ -549,6 +551,26 @@ mod tests {
             v.authorize_erase("romeo@montague.tld", 1001, &sig, 1000),
             Err(TokenError::BadSignature)
         );
+        // Extreme times, validly signed, neither overflow nor pass (found
+        // by fuzzing: the difference used to overflow).
+        for ts in [i64::MIN, i64::MAX] {
+            let sig = hex::encode(crate::auth::mac::hmac_sha256(
+                b"s3cr3t",
+                &mac::erase_message("a@b", ts),
+            ));
+            for now in [i64::MIN, 0, 1_800_000_000, i64::MAX] {
+                let expected = if now == ts {
+                    Ok(())
+                } else {
+                    Err(TokenError::Expired)
+                };
+                assert_eq!(
+                    v.authorize_erase("a@b", ts, &sig, now),
+                    expected,
+                    "ts {ts} now {now}"
+                );
+            }
+        }
     }
 
     #[test]
