@@ -7,6 +7,8 @@
 #    a temporary policy-rc.d forbids that during the install.
 # 2. Runs every unit, property, integration and interop test, and compiles
 #    and smoke-runs the benches (cargo test --all-targets).
+# 3. Fuzzes every parser that sees client bytes for a bounded time
+#    (fuzz/run.sh, coverage-guided libFuzzer on the stable toolchain).
 #
 # A missing package fails the run: no test is ever skipped for lack of one.
 set -euo pipefail
@@ -37,3 +39,4 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 cargo test --all-targets
+bash fuzz/run.sh "${UPSLOT_FUZZ_SECONDS:-15}"
