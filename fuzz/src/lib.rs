@@ -285,7 +285,10 @@ mod tests {
             (seed!("erase", "signed_here_too_old"), false),
             // `now - timestamp` used to overflow on these (commit 636d970).
             (seed!("erase", "regression_window_overflow"), false),
-            (seed!("erase", "regression_window_overflow_design_sig"), false),
+            (
+                seed!("erase", "regression_window_overflow_design_sig"),
+                false,
+            ),
         ] {
             let input = EraseInput::parse(data);
             let result = verifier(ALL_PROTOCOLS.to_vec()).authorize_erase(
