@@ -7,11 +7,11 @@
 //!   [`sweeper::sweep`] that deletes them all (blobs, index rows,
 //!   tombstones), then times `rm -rf` of a plain tree of N files with the
 //!   same layout and size, and prints both rates and their ratio.
-//! - `independence E L [REPS]`: times the sweep of E expired files stored
-//!   among L live ones (empty blobs, in the same day prefixes), and of E
-//!   expired files stored alone, REPS times each
-//!   (interleaved; default 5), and prints the medians and their ratio.
-//! - `phases N [BATCH [CONCURRENT [LIVE]]]`: N expired files as in `rate`
+//! - `independence E L [REPS [LAYOUT]]`: times the sweep of E expired files
+//!   stored among L live ones (empty blobs), and of E expired files stored
+//!   alone, REPS times each (interleaved; default 5), and prints the medians
+//!   and their ratio. See [`Layout`] for where the live files go.
+//! - `phases N [BATCH [CONCURRENT [LIVE [LAYOUT]]]]`: N expired files as in `rate`
 //!   (stored among LIVE live ones as in `independence`, default none),
 //!   deleted by a copy of the sweep loop (take due rows, delete their blobs
 //!   CONCURRENT at a time, remove the rows; defaults: the sweeper's BATCH
@@ -33,7 +33,9 @@
 //!
 //! Lines starting with `RESULT` are for `benches/sweep.sh` to collect.
 //!
-//! Run: `cargo bench --bench sweep -- rate 100000`.
+//! Run: `cargo bench --bench sweep -- rate 100000`. Without a mode (as
+//! `cargo test --all-targets` runs it) it does a 2,000-file `rate` run as a
+//! smoke test.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::DirBuilderExt;
@@ -56,11 +58,15 @@ use upslot::time::unix_now;
 const USAGE: &str = "\
 usage: cargo bench --bench sweep -- MODE ARGS...
   rate N                       time a sweep of N expired 1 KiB files, and rm -rf of as many
-  independence E L [REPS]      time a sweep of E expired files among L live ones, and alone
-  phases N [BATCH [CONCURRENT [LIVE]]]
+  independence E L [REPS [LAYOUT]]
+                               time a sweep of E expired files among L live ones, and alone
+  phases N [BATCH [CONCURRENT [LIVE [LAYOUT]]]]
                                time each step of a sweep of N expired files (among LIVE live)
+  LAYOUT: mixed (default; live files created among the expired ones) or older
+  (the expired files are older than every live file)
   populate DIR LIVE EXPIRED EXPIRES_IN_SECS
                                write DIR/data and DIR/upslot.toml for `upslot serve`
+Without a mode: a 2,000-file `rate` run (the smoke test `cargo test --all-targets` runs).
 Temporary data goes under $UPSLOT_BENCH_DIR (default target/).";
 
 const DAY: i64 = 86_400;
@@ -69,23 +75,36 @@ const DAYS: i64 = 4;
 /// Records per `insert_many` transaction.
 const CHUNK: usize = 10_000;
 const CONTENT_TYPE: &str = "application/octet-stream";
-/// `CONCURRENT_DELETES` in src/sweeper.rs (private there), the default of `phases`.
+/// Files of the smoke run done without arguments.
+const SMOKE_FILES: usize = 2_000;
+/// `CONCURRENT_DELETES` in src/deletion.rs (private there), the default of `phases`.
 const SWEEPER_CONCURRENT_DELETES: usize = 16;
 
 fn main() -> anyhow::Result<()> {
-    // `cargo bench` appends `--bench` to the arguments of every bench target.
+    // `cargo bench` appends `--bench` to the arguments of every bench
+    // target; `cargo test -- --flag` passes test-harness flags. No mode
+    // takes a `--` argument.
     let args: Vec<String> = std::env::args()
         .skip(1)
-        .filter(|arg| arg != "--bench")
+        .filter(|arg| !arg.starts_with("--"))
         .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
-        ["rate", n] => rate(number(n)?),
-        ["independence", expired, live] => independence(number(expired)?, number(live)?, 5),
-        ["independence", expired, live, reps] => {
-            independence(number(expired)?, number(live)?, number(reps)?)
+        // `cargo test --all-targets` runs every bench target without
+        // arguments: a small, quick run keeps this program exercised in CI.
+        [] => {
+            println!("no mode given: a {SMOKE_FILES}-file `rate` run as a smoke test\n{USAGE}\n");
+            rate(SMOKE_FILES)
         }
-        ["phases", n, rest @ ..] if rest.len() <= 3 => {
+        ["rate", n] => rate(number(n)?),
+        ["independence", expired, live, rest @ ..] if rest.len() <= 2 => independence(
+            number(expired)?,
+            number(live)?,
+            rest.first().map_or(Ok(5), |text| number(text))?,
+            rest.get(1)
+                .map_or(Ok(Layout::Mixed), |text| Layout::parse(text))?,
+        ),
+        ["phases", n, rest @ ..] if rest.len() <= 4 => {
             let optional = |i: usize, default: usize| -> anyhow::Result<usize> {
                 rest.get(i).map_or(Ok(default), |text| number(text))
             };
@@ -94,6 +113,8 @@ fn main() -> anyhow::Result<()> {
                 optional(0, sweeper::BATCH)?,
                 optional(1, SWEEPER_CONCURRENT_DELETES)?,
                 optional(2, 0)?,
+                rest.get(3)
+                    .map_or(Ok(Layout::Mixed), |text| Layout::parse(text))?,
             )
         }
         ["populate", dir, live, expired, secs] => populate_for_server(
@@ -102,9 +123,6 @@ fn main() -> anyhow::Result<()> {
             number(expired)?,
             number(secs)?,
         ),
-        // `cargo test --all-targets` runs every bench target without
-        // arguments: a small, quick run keeps this program exercised in CI.
-        [] => rate(2_000),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(64);
@@ -395,12 +413,47 @@ fn populate_expired(data: &Path, config: &Config, n: usize, now: i64) -> anyhow:
     sync()
 }
 
-/// Writes `live` files that expire in ten days into `data`. They share the
-/// day prefixes of [`expired_times`] (a file whose token asked for a shorter
-/// life sits beside files kept longer), so they fill the same directories.
-/// Their blobs are empty files: directory entries and inodes like real ones,
-/// without data blocks, which would only matter if they were deleted.
-fn populate_live(data: &Path, key: &IndexKey, live: usize, now: i64) -> anyhow::Result<()> {
+/// Where live files sit relative to the expired ones.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// Created over the same days as the expired files, interleaved with
+    /// them (files whose tokens asked for different lives): the expired
+    /// rows are scattered through every index order.
+    Mixed,
+    /// Created in the last day and a bit, after every expired file (every
+    /// file got the same `keep`): the expired rows are the oldest.
+    Older,
+}
+
+impl Layout {
+    fn parse(text: &str) -> anyhow::Result<Layout> {
+        match text {
+            "mixed" => Ok(Layout::Mixed),
+            "older" => Ok(Layout::Older),
+            _ => bail!("LAYOUT is mixed or older, not {text:?}\n{USAGE}"),
+        }
+    }
+
+    /// Creation time of live file `i`.
+    fn created(self, now: i64, i: usize) -> i64 {
+        match self {
+            Layout::Mixed => spread(now, 2, i),
+            Layout::Older => now - 60 - (i % 100_000) as i64,
+        }
+    }
+}
+
+/// Writes `live` files that expire in ten days into `data`, placed by
+/// `layout`. Their blobs are empty files: directory entries and inodes like
+/// real ones, without data blocks, which would only matter if they were
+/// deleted.
+fn populate_live(
+    data: &Path,
+    key: &IndexKey,
+    live: usize,
+    now: i64,
+    layout: Layout,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let stored = populate(
         data,
@@ -409,7 +462,7 @@ fn populate_live(data: &Path, key: &IndexKey, live: usize, now: i64) -> anyhow::
             name: "live",
             count: live,
             size: 0,
-            times: &|i| (spread(now, 2, i), now + 10 * DAY),
+            times: &|i| (layout.created(now, i), now + 10 * DAY),
         },
     )?;
     if stored != live {
@@ -525,7 +578,7 @@ fn count_files(dir: &Path) -> anyhow::Result<usize> {
 }
 
 /// Mode `independence E L [REPS]`.
-fn independence(expired: usize, live: usize, reps: usize) -> anyhow::Result<()> {
+fn independence(expired: usize, live: usize, reps: usize, layout: Layout) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let work = work_dir()?;
     let crowded = work.path().join("crowded");
@@ -536,7 +589,7 @@ fn independence(expired: usize, live: usize, reps: usize) -> anyhow::Result<()> 
     let alone_key = index_key(&alone_config)?;
     let now = unix_now();
 
-    populate_live(&crowded, &crowded_key, live, now)?;
+    populate_live(&crowded, &crowded_key, live, now, layout)?;
 
     let mut times = BTreeMap::<&str, Vec<Duration>>::new();
     for rep in 0..reps {
@@ -578,12 +631,12 @@ fn independence(expired: usize, live: usize, reps: usize) -> anyhow::Result<()> 
     let (with_live, alone_time) = (median("among live"), median("alone"));
     let ratio = with_live.as_secs_f64() / alone_time.as_secs_f64().max(1e-9);
     println!(
-        "median sweep of {expired} expired: among {live} live {:.3} s, alone {:.3} s, ratio {ratio:.2} (target <= 1.5)",
+        "median sweep of {expired} expired: among {live} live ({layout:?}) {:.3} s, alone {:.3} s, ratio {ratio:.2} (target <= 1.5)",
         with_live.as_secs_f64(),
         alone_time.as_secs_f64()
     );
     println!(
-        "RESULT independence expired={expired} live={live} reps={reps} with_live_s={:.3} alone_s={:.3} ratio={ratio:.2}",
+        "RESULT independence expired={expired} live={live} layout={layout:?} reps={reps} with_live_s={:.3} alone_s={:.3} ratio={ratio:.2}",
         with_live.as_secs_f64(),
         alone_time.as_secs_f64()
     );
@@ -591,7 +644,13 @@ fn independence(expired: usize, live: usize, reps: usize) -> anyhow::Result<()> 
 }
 
 /// Mode `phases N BATCH CONCURRENT`.
-fn phases(n: usize, batch: usize, concurrent: usize, live: usize) -> anyhow::Result<()> {
+fn phases(
+    n: usize,
+    batch: usize,
+    concurrent: usize,
+    live: usize,
+    layout: Layout,
+) -> anyhow::Result<()> {
     if batch == 0 || concurrent == 0 {
         bail!("BATCH and CONCURRENT must be at least 1\n{USAGE}");
     }
@@ -601,7 +660,7 @@ fn phases(n: usize, batch: usize, concurrent: usize, live: usize) -> anyhow::Res
     let config = config_for(&data)?;
     let now = unix_now();
     if live > 0 {
-        populate_live(&data, &index_key(&config)?, live, now)?;
+        populate_live(&data, &index_key(&config)?, live, now, layout)?;
     }
     populate_expired(&data, &config, n, now)?;
     let prepared = bootstrap::prepare(&config)?;
@@ -657,7 +716,7 @@ fn phases(n: usize, batch: usize, concurrent: usize, live: usize) -> anyhow::Res
     }
     let share = |part: Duration| 100.0 * part.as_secs_f64() / total.as_secs_f64().max(1e-9);
     println!(
-        "{n} files among {live} live, batch {batch}, {concurrent} concurrent deletes: {:.2} s = {:.0} files/s ({pressure})",
+        "{n} files among {live} live ({layout:?}), batch {batch}, {concurrent} concurrent deletes: {:.2} s = {:.0} files/s ({pressure})",
         total.as_secs_f64(),
         per_second(n, total)
     );
@@ -682,7 +741,7 @@ fn phases(n: usize, batch: usize, concurrent: usize, live: usize) -> anyhow::Res
         row_written as f64 / batches as f64 / 1_048_576.0
     );
     println!(
-        "RESULT phases n={n} live={live} batch={batch} concurrent={concurrent} total_s={:.3} per_s={:.0} due_s={:.3} blobs_s={:.3} rows_s={:.3}",
+        "RESULT phases n={n} live={live} layout={layout:?} batch={batch} concurrent={concurrent} total_s={:.3} per_s={:.0} due_s={:.3} blobs_s={:.3} rows_s={:.3}",
         total.as_secs_f64(),
         per_second(n, total),
         due_time.as_secs_f64(),

@@ -16,7 +16,8 @@
 #                 before the expiry of $GET_EXPIRED other files, and while
 #                 the sweeper deletes them (wrk starts at their expiry;
 #                 sweep_every = 1s). The files deleted during the window are
-#                 read from /metrics (upslot_files_stored).   Target <= 2x
+#                 read from /metrics (upslot_files_stored). A second
+#                 baseline after the sweep shows the drift.   Target <= 2x
 #
 # How to run (from anywhere; needs cargo, wrk, curl):
 #   benches/sweep.sh
@@ -105,6 +106,7 @@ UPSLOT=$REPO/target/release/upslot
 # lines appended to $RESULTS.
 bench() {
     local out=$WORK/step.out status=0 tail_pid
+    : >"$out"
     UPSLOT_BENCH_DIR=$WORK timeout --signal=TERM --kill-after=30 "$STEP_TIMEOUT" \
         "$BENCH" "$@" >"$out" 2>&1 &
     STEP_PID=$!
@@ -254,7 +256,15 @@ EOF
         | grep -o 'duration_ms=[0-9]*' | tail -n1 | cut -d= -f2)
     pass_s=$(awk -v ms="${pass_ms:-0}" 'BEGIN { printf "%.1f", ms / 1000 }')
     echo "swept $swept files; the pass took $pass_s s"
-    echo "RESULT get live=$GET_LIVE expired=$GET_EXPIRED window_s=$(awk -v a="$window_start" -v b="$window_end" 'BEGIN { printf "%.1f", b - a }') base_p50_ms=$base_p50 base_p99_ms=$base_p99 base_rps=$base_rps sweep_p50_ms=$sweep_p50 sweep_p99_ms=$sweep_p99 sweep_rps=$sweep_rps deleted_in_window=$deleted_in_window swept_total=$swept pass_s=$pass_s ratio=$(awk -v a="$sweep_p99" -v b="$base_p99" 'BEGIN { printf "%.2f", a / b }')" \
+
+    # A second baseline after the pass: on a shared machine the two
+    # baselines show how much p99 drifts without any sweep.
+    log "get: baseline after the sweep"
+    run_wrk "$public" "$WORK/wrk-after.txt"
+    cat "$WORK/wrk-after.txt"
+    after_rps=$(wrk_check "$WORK/wrk-after.txt")
+    after_p99=$(wrk_ms "$WORK/wrk-after.txt" 99%)
+    echo "RESULT get live=$GET_LIVE expired=$GET_EXPIRED window_s=$(awk -v a="$window_start" -v b="$window_end" 'BEGIN { printf "%.1f", b - a }') base_p50_ms=$base_p50 base_p99_ms=$base_p99 base_rps=$base_rps sweep_p50_ms=$sweep_p50 sweep_p99_ms=$sweep_p99 sweep_rps=$sweep_rps after_p99_ms=$after_p99 after_rps=$after_rps deleted_in_window=$deleted_in_window swept_total=$swept pass_s=$pass_s ratio=$(awk -v a="$sweep_p99" -v b="$base_p99" 'BEGIN { printf "%.2f", a / b }')" \
         | tee -a "$RESULTS"
     kill "$SERVER_PID"
     wait "$SERVER_PID" || true
@@ -290,6 +300,8 @@ while read -r line; do
             printf '| %-44s | %-40s | %-8s | %-6s |\n' "GET p99, no sweep / during sweep" \
                 "$(field base_p99_ms "$line") ms / $(field sweep_p99_ms "$line") ms = $(field ratio "$line")x" \
                 "<= 2x" "$(verdict "$(field ratio "$line")" 2 "<=")"
+            printf '| %-44s | %-40s | %-8s | %-6s |\n' "  (GET p99 again after the sweep: drift check)" \
+                "$(field after_p99_ms "$line") ms ($(field after_rps "$line") requests/s)" "" ""
             printf '| %-44s | %-40s | %-8s | %-6s |\n' "  (GET p50, no sweep / during sweep)" \
                 "$(field base_p50_ms "$line") ms / $(field sweep_p50_ms "$line") ms" "" ""
             printf '| %-44s | %-40s | %-8s | %-6s |\n' "  (requests/s, no sweep / during sweep)" \
