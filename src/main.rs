@@ -121,15 +121,8 @@ fn report(config: &Config, which: Report) -> ExitCode {
             ExitCode::FAILURE
         };
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("upslot: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async {
         let prepared = bootstrap::prepare(config).map_err(|e| e.to_string())?;
@@ -233,17 +226,19 @@ fn check_config(config: &Config) -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> ExitCode {
-    telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// Builds a runtime from `builder` with I/O and timers, or says why not.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    builder
         .enable_all()
         .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("upslot: cannot start the runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        .map_err(|error| eprintln!("upslot: cannot start the runtime: {error}"))
+        .ok()
+}
+
+fn serve(config: Config) -> ExitCode {
+    telemetry::init();
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
