@@ -167,7 +167,7 @@ fn config_for(data: &Path) -> anyhow::Result<Config> {
 
 /// Creates the data directory and its keys; returns the index key.
 fn index_key(config: &Config) -> anyhow::Result<IndexKey> {
-    let prepared = bootstrap::prepare(config)?;
+    let prepared = runtime()?.block_on(bootstrap::prepare(config))?;
     Ok(prepared.app.index_key.clone())
 }
 
@@ -300,7 +300,7 @@ fn timed_sweep(
     runtime: &tokio::runtime::Runtime,
     config: &Config,
 ) -> anyhow::Result<(u64, Duration)> {
-    let prepared = bootstrap::prepare(config)?;
+    let prepared = runtime.block_on(bootstrap::prepare(config))?;
     let app = prepared.app;
     runtime.block_on(async {
         let now = unix_now();
@@ -663,7 +663,7 @@ fn phases(
         populate_live(&data, &index_key(&config)?, live, now, layout)?;
     }
     populate_expired(&data, &config, n, now)?;
-    let prepared = bootstrap::prepare(&config)?;
+    let prepared = runtime.block_on(bootstrap::prepare(&config))?;
     let app = prepared.app;
     let (mut due_time, mut blob_time, mut row_time) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);

@@ -34,6 +34,26 @@ pub struct Settings {
     pub trusted_proxies: Vec<Cidr>,
     /// When failed attempts ban an address.
     pub ban_policy: BanPolicy,
+    /// Whether downloads are answered by a redirect.
+    pub offload: Offload,
+}
+
+/// How a GET of a file is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offload {
+    /// upslot streams the bytes.
+    None,
+    /// A redirect to a presigned URL of the object store, valid for `ttl`
+    /// (never beyond the file's expiry).
+    Presigned {
+        /// The longest a presigned URL is valid.
+        ttl: Duration,
+    },
+    /// A redirect to `base_url` followed by the blob's key.
+    Cdn {
+        /// The CDN's base URL, ending in `/`.
+        base_url: String,
+    },
 }
 
 /// The retention settings.

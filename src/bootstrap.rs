@@ -12,16 +12,20 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::app::{App, Retention, Settings};
+use crate::app::{App, Offload, Retention, Settings};
 use crate::auth::Verifier;
-use crate::config::{Config, ConfigError, Secret};
+use crate::auth::mac::hmac_sha256;
+use crate::config::{Config, ConfigError, IndexBackend, OffloadMode, Secret, StorageBackend};
 use crate::http::cors::Cors;
 use crate::index::embedded::EmbeddedIndex;
-use crate::index::{IndexError, IndexKey};
+use crate::index::postgres::PostgresIndex;
+use crate::index::{Index, IndexError, IndexKey};
 use crate::privacy::attempts::BanPolicy;
 use crate::server::Limits;
 use crate::server::tls::{Tls, TlsError};
+use crate::storage::BlobStore;
 use crate::storage::disk::DiskStore;
+use crate::storage::object::ObjectBlobStore;
 
 /// Why upslot could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +49,9 @@ pub enum StartError {
     /// The index could not be opened.
     #[error("index: {0}")]
     Index(#[from] IndexError),
+    /// The blob store's settings are unusable.
+    #[error("storage: {0}")]
+    Storage(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -60,7 +67,7 @@ impl StartError {
     /// for everything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) | StartError::Tls(_) => 64,
+            StartError::Config(_) | StartError::Tls(_) | StartError::Storage(_) => 64,
             StartError::Io { .. } | StartError::Index(_) | StartError::Bind { .. } => 1,
         }
     }
@@ -80,14 +87,15 @@ pub struct Prepared {
 }
 
 /// Prepares everything but the listeners.
-pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
+pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let data = &config.storage.path;
     create_private_dir(data)?;
     let keys = data.join("keys");
     create_private_dir(&keys)?;
 
-    let index_key_hex = load_or_generate(&keys.join("index.key"))?.0;
-    let index_key = IndexKey::new(decode_key(&index_key_hex, &keys.join("index.key"))?);
+    let key_path = config.index.key_path(&config.storage);
+    let index_key_hex = load_or_generate(&key_path)?.0;
+    let index_key_bytes = decode_key(&index_key_hex, &key_path)?;
 
     let (secrets, first_start_hints) = if config.upload.has_secret() {
         (config.upload.secrets()?, None)
@@ -109,13 +117,9 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
         Some(tls) => Some(Tls::load(&tls.cert, &tls.key)?),
         None => None,
     };
-    let blobs =
-        DiskStore::open(data, config.storage.min_free.0).map_err(|source| StartError::Io {
-            what: "cannot open blob storage in",
-            path: data.clone(),
-            source,
-        })?;
-    let index = EmbeddedIndex::open(&data.join("index.redb"))?;
+    let blobs = open_blobs(config)?;
+    let index = open_index(config, &index_key_bytes).await?;
+    let index_key = IndexKey::new(index_key_bytes);
     let server = &config.server;
     let settings = Settings {
         base_path: server.base_path.clone(),
@@ -137,14 +141,17 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
             ban: config.privacy.ban_for.0,
             max_addresses: config.privacy.max_remembered_addresses,
         },
+        offload: match config.offload.mode {
+            OffloadMode::None => Offload::None,
+            OffloadMode::Presigned => Offload::Presigned {
+                ttl: config.offload.presigned_ttl.0,
+            },
+            OffloadMode::Cdn => Offload::Cdn {
+                base_url: config.offload.cdn_url.clone(),
+            },
+        },
     };
-    let app = App::new(
-        verifier,
-        index_key,
-        Arc::new(blobs),
-        Arc::new(index),
-        settings,
-    );
+    let app = App::new(verifier, index_key, blobs, index, settings);
     Ok(Prepared {
         app: Arc::new(app),
         tls,
@@ -155,6 +162,46 @@ pub fn prepare(config: &Config) -> Result<Prepared, StartError> {
             shutdown_grace: server.shutdown_grace.0,
         },
         first_start_hints,
+    })
+}
+
+/// Opens the configured blob store.
+fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartError> {
+    let storage = &config.storage;
+    let unusable = |error: object_store::Error| StartError::Storage(error.to_string());
+    Ok(match storage.backend {
+        StorageBackend::Disk => Arc::new(
+            DiskStore::open(&storage.path, storage.min_free.0).map_err(|source| {
+                StartError::Io {
+                    what: "cannot open blob storage in",
+                    path: storage.path.clone(),
+                    source,
+                }
+            })?,
+        ),
+        StorageBackend::S3 => {
+            let secret = storage.s3.secret_access_key()?;
+            Arc::new(ObjectBlobStore::s3(&storage.s3, secret).map_err(unusable)?)
+        }
+        StorageBackend::Gcs | StorageBackend::Azure => {
+            Arc::new(ObjectBlobStore::cloud(&storage.url).map_err(unusable)?)
+        }
+    })
+}
+
+/// Opens the configured index. A shared index remembers a fingerprint of
+/// the index key it was created with and refuses replicas with another key.
+async fn open_index(config: &Config, index_key: &[u8; 32]) -> Result<Arc<dyn Index>, StartError> {
+    Ok(match config.index.backend {
+        IndexBackend::Embedded => Arc::new(EmbeddedIndex::open(
+            &config.storage.path.join("index.redb"),
+        )?),
+        IndexBackend::Postgres => {
+            let url = config.index.postgres_url()?;
+            let url = String::from_utf8_lossy(url.expose()).into_owned();
+            let fingerprint = hmac_sha256(index_key, b"upslot index key fingerprint");
+            Arc::new(PostgresIndex::connect(&url, config.index.pool_size, fingerprint).await?)
+        }
     })
 }
 
@@ -202,16 +249,28 @@ fn load_or_generate(path: &Path) -> Result<(String, bool), StartError> {
     getrandom::getrandom(&mut bytes)
         .map_err(|e| io("no randomness for", std::io::Error::other(e.to_string())))?;
     let key = hex::encode(bytes);
-    let mut file = std::fs::OpenOptions::new()
+    // Written aside, then linked into place: the file appears complete or
+    // not at all, and of processes starting together (replicas sharing a
+    // key file) one creates it and the others read it.
+    let aside = path.with_extension(format!("new-{}", &key[..8]));
+    let written = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .map_err(|e| io("cannot create", e))?;
-    file.write_all(format!("{key}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| io("cannot write", e))?;
-    Ok((key, true))
+        .open(&aside)
+        .and_then(|mut file| {
+            file.write_all(format!("{key}\n").as_bytes())?;
+            file.sync_all()
+        });
+    let linked = written.and_then(|()| std::fs::hard_link(&aside, path));
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok((key, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read_to_string(path)
+            .map(|text| (text.trim().to_string(), false))
+            .map_err(|e| io("cannot read", e)),
+        Err(e) => Err(io("cannot create", e)),
+    }
 }
 
 fn decode_key(hex_key: &str, path: &Path) -> Result<[u8; 32], StartError> {
@@ -310,8 +369,8 @@ mod tests {
         assert!(text.contains("external_secret: \"abc123\""));
     }
 
-    #[test]
-    fn prepare_creates_a_private_data_dir() {
+    #[tokio::test]
+    async fn prepare_creates_a_private_data_dir() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let env: BTreeMap<String, String> = [(
@@ -320,7 +379,7 @@ mod tests {
         )]
         .into();
         let config = Config::load(None, &env).unwrap();
-        let prepared = prepare(&config).unwrap();
+        let prepared = prepare(&config).await.unwrap();
         assert!(prepared.first_start_hints.is_some());
         assert!(data.join("keys/upload.secret").exists());
         assert!(data.join("index.redb").exists());
@@ -328,6 +387,6 @@ mod tests {
         assert_eq!(mode & 0o777, 0o700);
         drop(prepared);
         // A second start reuses the secret and prints nothing.
-        assert!(prepare(&config).unwrap().first_start_hints.is_none());
+        assert!(prepare(&config).await.unwrap().first_start_hints.is_none());
     }
 }

@@ -1,18 +1,13 @@
-//! Deleting files: blobs first, a few at a time, then their index rows in
+//! Deleting files: blobs first (in bulk where the store can), then their index rows in
 //! one transaction that leaves a tombstone per slot. Used by the sweeper
 //! and by account erasure.
 //!
 //! A row is removed only once its blob is gone, so a crash in between
 //! leaves a row whose blob is already deleted; deleting it again succeeds.
 
-use futures_util::StreamExt;
-
 use crate::app::App;
 use crate::index::{FileRecord, IndexError, SlotKey};
 use crate::storage::StorageError;
-
-/// Blob deletions in flight at once.
-const CONCURRENT_DELETES: usize = 16;
 
 /// Why a deletion stopped.
 #[derive(Debug, thiserror::Error)]
@@ -33,16 +28,16 @@ pub async fn delete_files(
     batch: Vec<(SlotKey, FileRecord)>,
     now: i64,
 ) -> Result<(u64, u64), DeletionError> {
-    let outcomes: Vec<(SlotKey, Result<(), StorageError>)> = futures_util::stream::iter(batch)
-        .map(|(key, record)| async move { (key, app.blobs.delete(&record.blob).await) })
-        .buffer_unordered(CONCURRENT_DELETES)
-        .collect()
-        .await;
+    let names: Vec<_> = batch
+        .iter()
+        .map(|(_, record)| record.blob.clone())
+        .collect();
+    let outcomes = app.blobs.delete_many(&names).await;
     let mut gone = Vec::with_capacity(outcomes.len());
     let mut failure = None;
-    for (key, outcome) in outcomes {
+    for ((key, _), outcome) in batch.iter().zip(outcomes) {
         match outcome {
-            Ok(()) => gone.push(key),
+            Ok(()) => gone.push(*key),
             Err(error) => failure = Some(error),
         }
     }

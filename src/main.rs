@@ -125,7 +125,9 @@ fn report(config: &Config, which: Report) -> ExitCode {
         return ExitCode::FAILURE;
     };
     let result = runtime.block_on(async {
-        let prepared = bootstrap::prepare(config).map_err(|e| e.to_string())?;
+        let prepared = bootstrap::prepare(config)
+            .await
+            .map_err(|e| e.to_string())?;
         let app = prepared.app;
         match which {
             Report::Stats => sweeper::stats(&app, now).await.map_err(|e| e.to_string()),
@@ -197,6 +199,14 @@ fn check_config(config: &Config) -> ExitCode {
     let checks = || -> Result<usize, String> {
         let secrets = config.upload.secrets().map_err(|e| e.to_string())?;
         config.upload.delete_secret().map_err(|e| e.to_string())?;
+        config
+            .storage
+            .s3
+            .secret_access_key()
+            .map_err(|e| e.to_string())?;
+        if config.index.backend == upslot::config::IndexBackend::Postgres {
+            config.index.postgres_url().map_err(|e| e.to_string())?;
+        }
         if let Some(tls) = &config.server.tls {
             server::tls::Tls::load(&tls.cert, &tls.key).map_err(|e| format!("server.tls: {e}"))?;
         }
@@ -210,10 +220,11 @@ fn check_config(config: &Config) -> ExitCode {
                 secrets.to_string()
             };
             println!(
-                "configuration OK\n  listen: {}\n  storage: {:?} at {}\n  retention: {}\n  max upload: {}\n  secrets: {secrets}",
+                "configuration OK\n  listen: {}\n  storage: {}\n  index: {:?}\n  offload: {:?}\n  retention: {}\n  max upload: {}\n  secrets: {secrets}",
                 config.server.listen.as_slice().join(", "),
-                config.storage.backend,
-                config.storage.path.display(),
+                storage_summary(config),
+                config.index.backend,
+                config.offload.mode,
                 config.retention.keep,
                 config.upload.max_size,
             );
@@ -222,6 +233,27 @@ fn check_config(config: &Config) -> ExitCode {
         Err(error) => {
             eprintln!("upslot: configuration error: {error}");
             ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Where blobs go, for `check-config` (no credentials).
+fn storage_summary(config: &Config) -> String {
+    use upslot::config::StorageBackend;
+    let storage = &config.storage;
+    match storage.backend {
+        StorageBackend::Disk => format!("disk at {}", storage.path.display()),
+        StorageBackend::S3 => format!(
+            "s3 bucket {:?} at {}",
+            storage.s3.bucket,
+            if storage.s3.endpoint.is_empty() {
+                "AWS"
+            } else {
+                &storage.s3.endpoint
+            }
+        ),
+        StorageBackend::Gcs | StorageBackend::Azure => {
+            format!("{:?} {}", storage.backend, storage.url)
         }
     }
 }
@@ -250,7 +282,7 @@ fn serve(config: Config) -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), StartError> {
-    let prepared = bootstrap::prepare(&config)?;
+    let prepared = bootstrap::prepare(&config).await?;
     let bind = |addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await

@@ -30,6 +30,7 @@ pub struct Metrics {
     failed_attempts: AtomicU64,
     bans: AtomicU64,
     banned_requests: AtomicU64,
+    sweeper_leader: AtomicU64,
 }
 
 /// Most overdue files counted per scrape; more shows as this number.
@@ -69,6 +70,12 @@ impl Metrics {
     /// Counts a request refused because its address is banned.
     pub fn record_banned_request(&self) {
         self.banned_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records whether this process holds the sweeper lease.
+    pub fn record_sweeper_leader(&self, leader: bool) {
+        self.sweeper_leader
+            .store(u64::from(leader), Ordering::Relaxed);
     }
 
     /// Records a pass that failed part-way.
@@ -128,6 +135,12 @@ pub async fn render(app: &App, now: i64) -> Result<String, IndexError> {
         "gauge",
         "Deleted slots remembered so their URLs cannot be reused.",
         stats.tombstones.to_string(),
+    );
+    metric(
+        "upslot_sweeper_leader",
+        "gauge",
+        "1 while this process holds the sweeper lease (replicas sharing an index take turns).",
+        load(&m.sweeper_leader).to_string(),
     );
     metric(
         "upslot_sweeps_total",

@@ -60,41 +60,100 @@ pub struct PassReport {
     pub duration: Duration,
 }
 
-/// Runs a pass every `retention.sweep_every` until `shutdown` is cancelled.
+/// The lease replicas sharing an index take before a pass.
+pub const LEASE: &str = "sweeper";
+
+/// Runs a pass every `retention.sweep_every` until `shutdown` is cancelled,
+/// whenever this process holds the sweeper lease. Replicas sharing an index
+/// take turns: the holder renews the lease during its pass, and a replica
+/// that dies loses it after [`lease_ttl`], when another takes over. Two
+/// passes at once would still be safe (deleting twice is harmless), only
+/// wasteful.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
+    let holder = uuid::Uuid::new_v4().simple().to_string();
+    let ttl = lease_ttl(app.settings.retention.sweep_every);
     let mut ticks = tokio::time::interval(app.settings.retention.sweep_every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shutdown.cancelled() => break,
             _ = ticks.tick() => {}
         }
-        let now = crate::time::unix_now();
-        match pass(&app, now, &shutdown).await {
-            Ok(report) => {
-                app.metrics.record_pass(&report, crate::time::unix_now());
-                if report
-                    != (PassReport {
-                        duration: report.duration,
-                        ..PassReport::default()
-                    })
-                {
-                    tracing::info!(
-                        files = report.files,
-                        bytes = report.bytes,
-                        backstop.files = report.backstop_files,
-                        tombstones_forgotten = report.tombstones_forgotten,
-                        abandoned_uploads = report.abandoned_uploads,
-                        duration_ms = report.duration.as_millis() as u64,
-                        "retention pass"
-                    );
+        match app.index.lease(LEASE, &holder, ttl).await {
+            Ok(leader) => {
+                app.metrics.record_sweeper_leader(leader);
+                if !leader {
+                    continue;
                 }
             }
             Err(error) => {
+                app.metrics.record_sweeper_leader(false);
+                app.metrics.record_failure();
+                tracing::error!(%error, "cannot take the sweeper lease; retrying at the next pass");
+                continue;
+            }
+        }
+        let now = crate::time::unix_now();
+        let outcome = tokio::select! {
+            outcome = pass(&app, now, &shutdown) => Some(outcome),
+            () = keep_lease(&app, &holder, ttl) => None,
+        };
+        match outcome {
+            Some(Ok(report)) => log_pass(&app, &report),
+            Some(Err(error)) => {
                 app.metrics.record_failure();
                 tracing::error!(%error, "retention pass failed; retrying at the next pass");
             }
+            None => {
+                app.metrics.record_sweeper_leader(false);
+                app.metrics.record_failure();
+                tracing::warn!("lost the sweeper lease during a pass; another replica takes over");
+            }
         }
+    }
+    if let Err(error) = app.index.release(LEASE, &holder).await {
+        tracing::warn!(%error, "could not give the sweeper lease up at shutdown");
+    }
+}
+
+/// How long the sweeper lease lasts without renewal: three intervals (at
+/// least three seconds), so a replica that dies is replaced within three
+/// intervals while a live one renews in time.
+pub fn lease_ttl(sweep_every: Duration) -> Duration {
+    (sweep_every * 3).max(Duration::from_secs(3))
+}
+
+/// Renews the lease every third of its life; returns when it cannot.
+async fn keep_lease(app: &App, holder: &str, ttl: Duration) {
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match app.index.lease(LEASE, holder, ttl).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot renew the sweeper lease");
+                return;
+            }
+        }
+    }
+}
+
+fn log_pass(app: &App, report: &PassReport) {
+    app.metrics.record_pass(report, crate::time::unix_now());
+    let idle = PassReport {
+        duration: report.duration,
+        ..PassReport::default()
+    };
+    if *report != idle {
+        tracing::info!(
+            files = report.files,
+            bytes = report.bytes,
+            backstop.files = report.backstop_files,
+            tombstones_forgotten = report.tombstones_forgotten,
+            abandoned_uploads = report.abandoned_uploads,
+            duration_ms = report.duration.as_millis() as u64,
+            "retention pass"
+        );
     }
 }
 
@@ -362,6 +421,7 @@ mod tests {
                 ban: Duration::from_secs(60),
                 max_addresses: 10,
             },
+            offload: crate::app::Offload::None,
         };
         let app = App::new(
             Verifier::new(Vec::new(), None, Vec::new()),
@@ -397,7 +457,11 @@ mod tests {
     /// Stores a file with a real blob.
     async fn store(app: &App, n: u64, created: i64, expires_at: i64) -> BlobName {
         let record = record(created, expires_at);
-        let mut writer = app.blobs.create(&record.blob, 3).await.unwrap();
+        let meta = crate::storage::BlobMeta {
+            content_type: record.content_type.clone(),
+            max_age: 60,
+        };
+        let mut writer = app.blobs.create(&record.blob, 3, &meta).await.unwrap();
         writer.write(Bytes::from_static(b"abc")).await.unwrap();
         writer.commit().await.unwrap();
         let blob = record.blob.clone();

@@ -4,14 +4,18 @@
 
 #![allow(clippy::unwrap_used)] // tests may panic on the unexpected
 
+mod common;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use upslot::index::embedded::EmbeddedIndex;
+use upslot::index::postgres::PostgresIndex;
 use upslot::index::{FileRecord, Index, Inserted, OwnerKey, SlotKey};
 use upslot::storage::disk::DiskStore;
-use upslot::storage::{BlobName, BlobStore, StorageError};
+use upslot::storage::object::ObjectBlobStore;
+use upslot::storage::{BlobMeta, BlobName, BlobStore, StorageError};
 
 const DAY: i64 = 86_400;
 
@@ -24,8 +28,18 @@ async fn read_all(store: &dyn BlobStore, name: &BlobName, range: std::ops::Range
     out
 }
 
+fn meta() -> BlobMeta {
+    BlobMeta {
+        content_type: "image/png".into(),
+        max_age: 3600,
+    }
+}
+
 async fn put(store: &dyn BlobStore, name: &BlobName, data: &[u8]) {
-    let mut writer = store.create(name, data.len() as u64).await.unwrap();
+    let mut writer = store
+        .create(name, data.len() as u64, &meta())
+        .await
+        .unwrap();
     for chunk in data.chunks(64 * 1024 + 7) {
         writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
     }
@@ -57,7 +71,7 @@ async fn blob_contract(store: Arc<dyn BlobStore>) {
 
     // Nothing is visible before commit, and an abandoned writer leaves nothing.
     let pending = BlobName::new(10 * DAY);
-    let mut writer = store.create(&pending, 5).await.unwrap();
+    let mut writer = store.create(&pending, 5, &meta()).await.unwrap();
     writer.write(Bytes::from_static(b"hello")).await.unwrap();
     assert!(matches!(
         store.read(&pending, 0..5).await,
@@ -240,4 +254,27 @@ async fn embedded_index_keeps_the_index_contract() {
     let dir = tempfile::tempdir().unwrap();
     let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
     index_contract(Arc::new(index)).await;
+}
+
+#[tokio::test]
+async fn postgres_index_keeps_the_index_contract() {
+    let url = common::postgres::fresh_database().await;
+    let index = PostgresIndex::connect(&url, 4, [7; 32]).await.unwrap();
+    index_contract(Arc::new(index)).await;
+}
+
+#[tokio::test]
+async fn s3_store_keeps_the_blob_contract() {
+    let s3 = common::s3::S3Server::start("contract");
+    let config: upslot::config::S3Config = toml::from_str(&format!(
+        "bucket = \"contract\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+         access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\
+         virtual_hosted_style = false\nprefix = \"some/prefix\"\npart_size = \"5MiB\"\n",
+        s3.endpoint,
+        common::s3::ACCESS_KEY,
+        common::s3::SECRET_KEY
+    ))
+    .unwrap();
+    let store = ObjectBlobStore::s3(&config, config.secret_access_key().unwrap()).unwrap();
+    blob_contract(Arc::new(store)).await;
 }

@@ -14,6 +14,9 @@
 //! Two files are exchanged per server: `très cool photo.jpg` and a second one
 //! whose name has `+`, parentheses and more non-ASCII letters.
 //!
+//! `prosody_http_file_share_on_s3` runs the same exchange with upslot on a
+//! real S3-compatible server (`s3s-fs`).
+//!
 //! Account erasure (`interop/erase.rs`): with Prosody's JWT slots and the
 //! shipped `deploy/prosody/mod_upslot_erase.lua`, deleting alice's account
 //! inside the running server (admin shell, or in-band by alice herself)
@@ -153,6 +156,33 @@ fn ejabberd_http_upload_external_secret() {
     let prefix = format!("{}/upload", upslot.base_url);
     let ejabberd = Ejabberd::start(&prefix, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
     share_files(&upslot, &ejabberd.xmpp, &format!("{prefix}/"), Token::V1);
+}
+
+/// The same exchange with upslot storing on a real S3-compatible server
+/// (`s3s-fs`): the bucket holds only anonymous objects, none with a name.
+#[test]
+fn prosody_http_file_share_on_s3() {
+    let s3 = common::s3::S3Server::start("uploads");
+    let upslot = Upslot::start_with("", "", &s3.storage_toml("uploads"), &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody =
+        Prosody::start(Upload::FileShare, &base, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
+    share_files(&upslot, &prosody.xmpp, &base, Token::Jwt);
+    let keys = s3.keys("uploads");
+    assert_eq!(keys.len(), FILES.len(), "{keys:?}");
+    let words: Vec<String> = FILES
+        .iter()
+        .flat_map(|f| f.name.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .collect();
+    for key in &keys {
+        let (day, id) = key.split_once('/').expect("day/id");
+        assert!(day.len() == 10 && id.len() == 32, "{key}");
+        for word in &words {
+            assert!(!key.to_lowercase().contains(word.as_str()), "{key}");
+        }
+    }
 }
 
 /// `prosodyctl shell user delete alice@…` (the operator, through the running

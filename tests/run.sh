@@ -5,16 +5,27 @@
 #    drive are installed (Debian packages; installing needs root). Package
 #    post-install scripts would start system-wide daemons on 0.0.0.0:5222, so
 #    a temporary policy-rc.d forbids that during the install.
-# 2. Runs every unit, property, integration and interop test, and compiles
+# 2. Gives the PostgreSQL index tests a real server. If TEST_POSTGRES_URL
+#    is already set (postgres://user:password@host:port/database of a role
+#    that may create databases), it is used as is. Otherwise the local Debian
+#    cluster (`main` of the installed version, see pg_lsclusters) is started
+#    if it is down and awaited with pg_isready; the role `upslot_test`
+#    (password `upslot_test`, LOGIN CREATEDB) is created if missing;
+#    databases `upslot_t_*` left by earlier runs are dropped unless in use
+#    (each test creates a fresh one); and TEST_POSTGRES_URL is exported for
+#    the tests.
+#    Installs s3s-fs (a real S3-compatible server, from crates.io) for the
+#    S3 tests if it is not there; the tests start their own instances.
+# 3. Runs every unit, property, integration and interop test, and compiles
 #    and smoke-runs the benches (cargo test --all-targets).
-# 3. Fuzzes every parser that sees client bytes for a bounded time
+# 4. Fuzzes every parser that sees client bytes for a bounded time
 #    (fuzz/run.sh, coverage-guided libFuzzer on the stable toolchain).
 #
 # A missing package fails the run: no test is ever skipped for lack of one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp erlang-base openssl procps)
+packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp erlang-base openssl procps postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -36,6 +47,51 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ -z "${TEST_POSTGRES_URL:-}" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "tests/run.sh: set TEST_POSTGRES_URL=postgres://user:password@host:port/database, or run as root to start the local PostgreSQL cluster" >&2
+    exit 1
+  fi
+  pg_cluster=$(pg_lsclusters --no-header | awk '$2 == "main" { print $1, $3, $4; exit }')
+  if [ -z "$pg_cluster" ]; then
+    pg_version=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+    echo "tests/run.sh: creating PostgreSQL cluster $pg_version main"
+    pg_createcluster "$pg_version" main >/dev/null
+    pg_cluster=$(pg_lsclusters --no-header | awk '$2 == "main" { print $1, $3, $4; exit }')
+  fi
+  read -r pg_version pg_port pg_status <<<"$pg_cluster"
+  if [ "$pg_status" != online ]; then
+    echo "tests/run.sh: starting PostgreSQL cluster $pg_version main"
+    pg_ctlcluster "$pg_version" main start
+  fi
+  for _ in $(seq 1 60); do
+    pg_isready -q -h 127.0.0.1 -p "$pg_port" && break
+    sleep 0.5
+  done
+  pg_isready -q -h 127.0.0.1 -p "$pg_port" || {
+    echo "tests/run.sh: PostgreSQL $pg_version main on port $pg_port is not ready (see /var/log/postgresql)" >&2
+    exit 1
+  }
+  # psql runs as the postgres user, from a directory it may read.
+  (cd / && runuser -u postgres -- psql -p "$pg_port" -X -q -v ON_ERROR_STOP=1 -At) <<'SQL'
+SELECT 'CREATE ROLE upslot_test' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upslot_test')
+\gexec
+ALTER ROLE upslot_test LOGIN CREATEDB PASSWORD 'upslot_test';
+SELECT format('DROP DATABASE %I', datname) FROM pg_database AS d
+WHERE datname LIKE 'upslot\_t\_%' AND NOT EXISTS (SELECT FROM pg_stat_activity AS a WHERE a.datname = d.datname)
+\gexec
+SQL
+  export TEST_POSTGRES_URL="postgres://upslot_test:upslot_test@127.0.0.1:$pg_port/postgres"
+fi
+
+# A real S3-compatible server for the object-storage tests (tests start it
+# themselves on free ports): s3s-fs from crates.io, built once (~3.5 min).
+s3s_bin="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
+if [ -z "${TEST_S3S_FS:-}" ] && ! command -v s3s-fs >/dev/null && [ ! -x "$s3s_bin" ]; then
+  echo "tests/run.sh: installing s3s-fs 0.14.1 (the S3 server the tests run against)"
+  cargo install s3s-fs@0.14.1 --features binary --locked --quiet
 fi
 
 cargo test --all-targets

@@ -88,6 +88,8 @@ pub struct Config {
     pub index: IndexConfig,
     /// What is recorded about clients.
     pub privacy: PrivacyConfig,
+    /// Downloads served by redirect.
+    pub offload: OffloadConfig,
 }
 
 /// `[server]`.
@@ -176,14 +178,108 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// Free space an upload must leave on the filesystem.
     pub min_free: ByteSize,
+    /// `backend = "gcs"` or `"azure"`: the bucket or container URL
+    /// (`gs://bucket/prefix`, `az://container/prefix`).
+    pub url: String,
+    /// `backend = "s3"`.
+    pub s3: S3Config,
 }
 
-/// Blob backends available in this release.
+/// Blob backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageBackend {
     /// Files on a local filesystem.
     Disk,
+    /// An S3-compatible object store.
+    S3,
+    /// Google Cloud Storage (credentials from the environment).
+    Gcs,
+    /// Azure Blob Storage (credentials from the environment).
+    Azure,
+}
+
+/// `[storage.s3]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    /// The bucket.
+    pub bucket: String,
+    /// The server's URL; empty for AWS (derived from the region).
+    pub endpoint: String,
+    /// The region; empty: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub region: String,
+    /// Access key id; empty: `AWS_ACCESS_KEY_ID` or the instance's role.
+    pub access_key_id: String,
+    /// Secret access key, inline.
+    #[serde(default)]
+    pub secret_access_key: Option<Secret>,
+    /// Secret access key, from a file.
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Whether plain `http://` endpoints are allowed (local servers).
+    pub allow_http: bool,
+    /// `https://bucket.endpoint/key` instead of `https://endpoint/bucket/key`.
+    pub virtual_hosted_style: bool,
+    /// Key prefix inside the bucket.
+    pub prefix: String,
+    /// Size of multipart upload parts (at least 5 MiB).
+    pub part_size: ByteSize,
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("secret_access_key_file", &self.secret_access_key_file)
+            .field("allow_http", &self.allow_http)
+            .field("virtual_hosted_style", &self.virtual_hosted_style)
+            .field("prefix", &self.prefix)
+            .field("part_size", &self.part_size)
+            .finish()
+    }
+}
+
+impl S3Config {
+    /// The secret access key, if configured (else the environment's).
+    pub fn secret_access_key(&self) -> Result<Option<Secret>, ConfigError> {
+        match (&self.secret_access_key, &self.secret_access_key_file) {
+            (Some(secret), _) => Ok(Some(secret.clone())),
+            (None, Some(path)) => read_secret("storage.s3.secret_access_key_file", path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// `[offload]`: downloads answered by a redirect instead of upslot's bytes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffloadConfig {
+    /// How downloads are served.
+    pub mode: OffloadMode,
+    /// Lifetime of presigned URLs.
+    pub presigned_ttl: Span,
+    /// Base URL of a CDN in front of the bucket (`mode = "cdn"`).
+    pub cdn_url: String,
+}
+
+/// How GET requests are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OffloadMode {
+    /// upslot streams the bytes.
+    None,
+    /// 307 to a short-lived presigned URL of the bucket (S3 only).
+    Presigned,
+    /// 307 to `cdn_url` followed by the blob's key.
+    Cdn,
 }
 
 /// `[retention]`.
@@ -217,19 +313,65 @@ impl RetentionConfig {
 }
 
 /// `[index]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IndexConfig {
     /// Index backend.
     pub backend: IndexBackend,
+    /// `postgres`: the connection URL, inline (it may hold a password).
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// `postgres`: the connection URL, from a file.
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
+    /// `postgres`: connections kept open at most.
+    pub pool_size: usize,
+    /// The file holding the index key; default `<storage.path>/keys/index.key`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
-/// Index backends available in this release.
+impl fmt::Debug for IndexConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IndexConfig")
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_ref().map(|_| "[redacted]"))
+            .field("url_file", &self.url_file)
+            .field("pool_size", &self.pool_size)
+            .field("key_file", &self.key_file)
+            .finish()
+    }
+}
+
+impl IndexConfig {
+    /// The PostgreSQL URL (`url` or the contents of `url_file`).
+    pub fn postgres_url(&self) -> Result<Secret, ConfigError> {
+        match (&self.url, &self.url_file) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(path)) => read_secret("index.url_file", path),
+            (None, None) => Err(invalid(
+                "index.url",
+                "backend \"postgres\" needs url or url_file (\"postgres://user:password@host/db\")",
+            )),
+        }
+    }
+
+    /// Where the index key is kept.
+    pub fn key_path(&self, storage: &StorageConfig) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| storage.path.join("keys").join("index.key"))
+    }
+}
+
+/// Index backends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexBackend {
-    /// A redb database inside the data directory.
+    /// A redb database inside the data directory (one process).
     Embedded,
+    /// A PostgreSQL database, shared by several replicas.
+    Postgres,
 }
 
 /// `[privacy]`.
@@ -452,6 +594,114 @@ impl Config {
         if self.storage.path.as_os_str().is_empty() {
             return Err(invalid("storage.path", "must name a directory"));
         }
+        self.validate_backends()
+    }
+
+    fn validate_backends(&self) -> Result<(), ConfigError> {
+        let storage = &self.storage;
+        match storage.backend {
+            StorageBackend::Disk => {}
+            StorageBackend::S3 => {
+                let s3 = &storage.s3;
+                if s3.bucket.is_empty() {
+                    return Err(invalid(
+                        "storage.s3.bucket",
+                        "backend \"s3\" needs the bucket's name",
+                    ));
+                }
+                if !(s3.endpoint.is_empty()
+                    || s3.endpoint.starts_with("https://")
+                    || s3.endpoint.starts_with("http://"))
+                {
+                    return Err(invalid(
+                        "storage.s3.endpoint",
+                        "must be empty (AWS) or start with https:// (or http:// with allow_http)",
+                    ));
+                }
+                if s3.endpoint.starts_with("http://") && !s3.allow_http {
+                    return Err(invalid(
+                        "storage.s3.endpoint",
+                        "is plain http://: set storage.s3.allow_http = true (local servers only)",
+                    ));
+                }
+                if s3.part_size.0 < crate::storage::object::MIN_PART_SIZE {
+                    return Err(invalid(
+                        "storage.s3.part_size",
+                        "must be at least 5MiB (the smallest part S3 accepts)",
+                    ));
+                }
+                if s3.secret_access_key.is_some() && s3.secret_access_key_file.is_some() {
+                    return Err(invalid(
+                        "storage.s3.secret_access_key",
+                        "set secret_access_key or secret_access_key_file, not both",
+                    ));
+                }
+            }
+            StorageBackend::Gcs | StorageBackend::Azure => {
+                let scheme = if storage.backend == StorageBackend::Gcs {
+                    "gs://"
+                } else {
+                    "az://"
+                };
+                if !storage.url.starts_with(scheme) {
+                    return Err(invalid(
+                        "storage.url",
+                        format!("must be the bucket or container URL, {scheme}<name>[/prefix]"),
+                    ));
+                }
+            }
+        }
+        let offload = &self.offload;
+        match offload.mode {
+            OffloadMode::None => {}
+            OffloadMode::Presigned => {
+                if storage.backend != StorageBackend::S3 {
+                    return Err(invalid(
+                        "offload.mode",
+                        "\"presigned\" needs storage.backend = \"s3\"",
+                    ));
+                }
+                let ttl = offload.presigned_ttl.0;
+                if ttl < Duration::from_secs(10) || ttl > Duration::from_secs(7 * 86_400) {
+                    return Err(invalid(
+                        "offload.presigned_ttl",
+                        "must be between 10s and 7d (S3's limit)",
+                    ));
+                }
+            }
+            OffloadMode::Cdn => {
+                let url = &offload.cdn_url;
+                if !(url.starts_with("https://") || url.starts_with("http://"))
+                    || !url.ends_with('/')
+                {
+                    return Err(invalid(
+                        "offload.cdn_url",
+                        "mode \"cdn\" needs the CDN's base URL, ending in \"/\" (e.g. \"https://cdn.example.org/\")",
+                    ));
+                }
+            }
+        }
+        if self.index.backend == IndexBackend::Postgres {
+            let index = &self.index;
+            if index.url.is_some() && index.url_file.is_some() {
+                return Err(invalid("index.url", "set url or url_file, not both"));
+            }
+            // url_file is read at start; an inline URL is checked here.
+            let url = match (&index.url, &index.url_file) {
+                (Some(url), _) => String::from_utf8_lossy(url.expose()).into_owned(),
+                (None, Some(_)) => "postgres://".to_string(),
+                (None, None) => return index.postgres_url().map(|_| ()),
+            };
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(invalid(
+                    "index.url",
+                    "must be a URL such as \"postgres://user:password@host/db\"",
+                ));
+            }
+            if self.index.pool_size == 0 {
+                return Err(invalid("index.pool_size", "must be at least 1"));
+            }
+        }
         Ok(())
     }
 
@@ -661,6 +911,60 @@ log_client_ip = "truncated"
             "{err}"
         );
         assert!(load("not toml at all [").is_err());
+    }
+
+    const S3: &str = "[storage]\nbackend = \"s3\"\n[storage.s3]\nbucket = \"b\"\n\
+                      endpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n\
+                      secret_access_key = \"s3-secret-key\"\n";
+
+    #[test]
+    fn object_storage_shared_index_and_offload() {
+        let config = load(&format!(
+            "{S3}[index]\nbackend = \"postgres\"\nurl = \"postgres://u:pgpass@db/upslot\"\n\
+             [offload]\nmode = \"presigned\"\n"
+        ))
+        .unwrap();
+        assert_eq!(config.storage.backend, StorageBackend::S3);
+        assert_eq!(config.storage.s3.part_size.0, 8 << 20);
+        assert_eq!(config.index.pool_size, 16);
+        let printed = format!("{config:?}");
+        assert!(
+            !printed.contains("s3-secret-key") && !printed.contains("pgpass"),
+            "{printed}"
+        );
+
+        let refused = |text: &str, key: &str| {
+            let err = load(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        };
+        refused("[storage]\nbackend = \"s3\"\n", "storage.s3.bucket");
+        refused(
+            &S3.replace("allow_http = true", "allow_http = false"),
+            "allow_http",
+        );
+        refused(
+            &format!("{S3}part_size = \"1MiB\"\n"),
+            "storage.s3.part_size",
+        );
+        refused("[offload]\nmode = \"presigned\"\n", "offload.mode");
+        refused(
+            &format!("{S3}[offload]\nmode = \"presigned\"\npresigned_ttl = \"8d\"\n"),
+            "presigned_ttl",
+        );
+        refused(
+            "[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example\"\n",
+            "offload.cdn_url",
+        );
+        refused("[index]\nbackend = \"postgres\"\n", "index.url");
+        refused(
+            "[index]\nbackend = \"postgres\"\nurl = \"mysql://x\"\n",
+            "index.url",
+        );
+        refused(
+            "[storage]\nbackend = \"gcs\"\nurl = \"s3://x\"\n",
+            "storage.url",
+        );
+        assert!(load("[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example/\"\n").is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! or the whole file as a stream.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -10,8 +11,9 @@ use super::body::{self, Body};
 use super::error::ApiError;
 use super::file_headers;
 use super::range::{self, RangeRequest};
-use crate::app::App;
+use crate::app::{App, Offload};
 use crate::auth::SlotPath;
+use crate::index::FileRecord;
 use crate::storage::StorageError;
 use crate::time::parse_http_date;
 
@@ -42,6 +44,10 @@ pub(super) async fn get(
     if not_modified(&parts.headers, &etag, record.created) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);
+    }
+
+    if !head && let Some(location) = offload(app, &record, path, now).await? {
+        return Ok(redirect(location));
     }
 
     let range_header = parts
@@ -79,6 +85,60 @@ pub(super) async fn get(
         *response.body_mut() = body::stream(stream);
     }
     Ok(response)
+}
+
+/// Where the bytes of `record` can be fetched instead of from upslot, if
+/// downloads are offloaded. A presigned URL never outlives the file, and
+/// carries the type, disposition and caching upslot would have sent.
+async fn offload(
+    app: &App,
+    record: &FileRecord,
+    path: &SlotPath,
+    now: i64,
+) -> Result<Option<String>, ApiError> {
+    match &app.settings.offload {
+        Offload::None => Ok(None),
+        Offload::Cdn { base_url } => Ok(Some(format!("{base_url}{}", record.blob.key()))),
+        Offload::Presigned { ttl } => {
+            let remaining = app.settings.retention.expiry_of(record) - now;
+            let ttl = ttl
+                .as_secs()
+                .min(u64::try_from(remaining).unwrap_or(0))
+                .max(1);
+            let disposition =
+                file_headers::content_disposition(&record.content_type, path.file_name());
+            let response_headers = [
+                ("content-type", record.content_type.clone()),
+                (
+                    "content-disposition",
+                    String::from_utf8_lossy(disposition.as_bytes()).into_owned(),
+                ),
+                ("cache-control", format!("private, max-age={ttl}")),
+            ];
+            let url = app
+                .blobs
+                .presign(&record.blob, Duration::from_secs(ttl), &response_headers)
+                .await?;
+            Ok(url)
+        }
+    }
+}
+
+/// A `307 Temporary Redirect` to `location`, which must not be cached
+/// (presigned URLs expire, files are deleted).
+fn redirect(location: String) -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+        }
+        Err(_) => *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// RFC 9110 §13.2.2: `If-None-Match` decides if present (weak comparison),

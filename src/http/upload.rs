@@ -22,7 +22,7 @@ use super::error::ApiError;
 use crate::app::App;
 use crate::auth::{PutRequest, QueryTokens, SlotPath, TokenError};
 use crate::index::{FileRecord, Inserted};
-use crate::storage::{BlobName, BlobWriter};
+use crate::storage::{BlobMeta, BlobName, BlobWriter};
 
 /// Handles a PUT of `path` that arrived at Unix time `now`.
 pub(super) async fn put(
@@ -65,7 +65,11 @@ pub(super) async fn put(
     }
 
     let blob = BlobName::new(now);
-    let mut writer = app.blobs.create(&blob, grant.length).await?;
+    let meta = BlobMeta {
+        content_type: grant.content_type.clone(),
+        max_age: u64::try_from(expires_at - now).unwrap_or(0),
+    };
+    let mut writer = app.blobs.create(&blob, grant.length, &meta).await?;
     receive(
         incoming,
         writer.as_mut(),

@@ -4,8 +4,13 @@
 //! `HMAC(index_key, path)`, the owner a keyed hash of the uploader, and the
 //! blob name is random. Secondary orders (by expiry, by owner) let the
 //! sweeper and erasure work without scanning everything.
+//!
+//! Two implementations: [`embedded`] (a redb file that one process opens)
+//! and [`postgres`] (a database several replicas share, with leases so that
+//! one of them sweeps at a time).
 
 pub mod embedded;
+pub mod postgres;
 mod record;
 
 use async_trait::async_trait;
@@ -24,6 +29,11 @@ pub enum IndexError {
     /// A stored record cannot be decoded.
     #[error("index record is corrupt")]
     Corrupt,
+    /// The shared index was created with another index key than this replica's.
+    #[error(
+        "the index was created with another index key: copy the key file of the first replica to this one"
+    )]
+    KeyMismatch,
 }
 
 /// Key of one file: `HMAC(index_key, "slot\0" + path)`.
@@ -174,6 +184,26 @@ pub trait Index: Send + Sync + 'static {
 
     /// Whether the index can be read and written, for `/health`.
     async fn check(&self) -> Result<(), IndexError>;
+
+    /// Tries to hold the lease `name` for `holder` for `ttl` from now: takes it when free or
+    /// expired, renews it when `holder` already has it; `false` when another holder has it.
+    /// Replicas sharing an index use it so that only one sweeps at a time; an index that only
+    /// one process can open always grants it.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, IndexError> {
+        let _ = (name, holder, ttl);
+        Ok(true)
+    }
+
+    /// Gives the lease `name` up if `holder` has it (so another replica can take it at once).
+    async fn release(&self, name: &str, holder: &str) -> Result<(), IndexError> {
+        let _ = (name, holder);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use bytes::BytesMut;
 use tokio::task::JoinHandle;
 
-use super::{BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
+use super::{BlobMeta, BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
 
 /// Bytes buffered before a write reaches the file. Bounds the memory of
 /// one upload.
@@ -89,6 +89,7 @@ impl BlobStore for DiskStore {
         &self,
         name: &BlobName,
         size: u64,
+        _meta: &BlobMeta, // the index serves the type; no caches in between
     ) -> Result<Box<dyn BlobWriter>, StorageError> {
         let tmp = self.tmp.clone();
         let available = blocking(move || {
@@ -355,6 +356,13 @@ mod tests {
 
     use super::*;
 
+    fn meta() -> BlobMeta {
+        BlobMeta {
+            content_type: "application/octet-stream".into(),
+            max_age: 60,
+        }
+    }
+
     async fn read_all(store: &DiskStore, name: &BlobName, range: Range<u64>) -> Vec<u8> {
         let mut stream = store.read(name, range).await.unwrap();
         let mut out = Vec::new();
@@ -373,7 +381,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::open(dir.path(), 0).unwrap();
         let name = BlobName::new(1_795_737_600);
-        let mut writer = store.create(&name, 1).await.unwrap();
+        let mut writer = store.create(&name, 1, &meta()).await.unwrap();
         let data: Vec<u8> = (0..(IO_BUFFER_BYTES * 3 + 17)).map(|i| i as u8).collect();
         for chunk in data.chunks(10_000) {
             writer.write(Bytes::copy_from_slice(chunk)).await.unwrap();
@@ -400,7 +408,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::open(dir.path(), 0).unwrap();
         let name = BlobName::new(1_795_737_600);
-        let mut writer = store.create(&name, 1).await.unwrap();
+        let mut writer = store.create(&name, 1, &meta()).await.unwrap();
         writer.write(Bytes::from_static(b"partial")).await.unwrap();
         assert_eq!(temp_files(dir.path()), 1);
         drop(writer);
@@ -417,7 +425,7 @@ mod tests {
         let store = DiskStore::open(dir.path(), 0).unwrap();
         for created in [0, 10, 86_400] {
             let name = BlobName::new(created);
-            let mut writer = store.create(&name, 1).await.unwrap();
+            let mut writer = store.create(&name, 1, &meta()).await.unwrap();
             writer.write(Bytes::from_static(b"x")).await.unwrap();
             writer.commit().await.unwrap();
         }
@@ -431,7 +439,7 @@ mod tests {
         assert_eq!(store.delete_day("../keys").await.unwrap(), 0);
         assert_eq!(store.days().await.unwrap(), vec!["1970-01-02"]);
 
-        let writer = store.create(&BlobName::new(0), 1).await.unwrap();
+        let writer = store.create(&BlobName::new(0), 1, &meta()).await.unwrap();
         let now = crate::time::unix_now();
         assert_eq!(
             store.remove_abandoned(now - 60).await.unwrap(),
@@ -446,7 +454,7 @@ mod tests {
     async fn leftovers_of_a_crash_are_removed_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let store = DiskStore::open(dir.path(), 0).unwrap();
-        let writer = store.create(&BlobName::new(0), 1).await.unwrap();
+        let writer = store.create(&BlobName::new(0), 1, &meta()).await.unwrap();
         std::mem::forget(writer); // as if the process had died
         assert_eq!(temp_files(dir.path()), 1);
         DiskStore::open(dir.path(), 0).unwrap();

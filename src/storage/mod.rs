@@ -8,10 +8,12 @@
 
 pub mod disk;
 mod disk_read;
+pub mod object;
 
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -86,6 +88,18 @@ impl BlobName {
     }
 }
 
+/// What an object store keeps beside a blob's bytes, so that a CDN or a
+/// presigned URL serving it directly sends the right type and never lets a
+/// cache keep it past its expiry. Nothing here names the file, the uploader
+/// or the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobMeta {
+    /// The type to serve.
+    pub content_type: String,
+    /// Seconds until the file expires: the longest any cache may keep it.
+    pub max_age: u64,
+}
+
 /// Where blobs live.
 #[async_trait]
 pub trait BlobStore: Send + Sync + 'static {
@@ -93,8 +107,12 @@ pub trait BlobStore: Send + Sync + 'static {
     /// `name` until [`BlobWriter::commit`] succeeds; a writer dropped before
     /// that leaves nothing behind. Fails with [`StorageError::Full`] at once
     /// when the store knows `size` will not fit.
-    async fn create(&self, name: &BlobName, size: u64)
-    -> Result<Box<dyn BlobWriter>, StorageError>;
+    async fn create(
+        &self,
+        name: &BlobName,
+        size: u64,
+        meta: &BlobMeta,
+    ) -> Result<Box<dyn BlobWriter>, StorageError>;
 
     /// Streams the bytes `range` of blob `name` (the caller has checked the
     /// range against the blob's size).
@@ -102,6 +120,32 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Deletes blob `name`; deleting a missing blob succeeds.
     async fn delete(&self, name: &BlobName) -> Result<(), StorageError>;
+
+    /// Deletes the blobs `names` (missing ones succeed), with one outcome
+    /// per name in the same order. Stores with a bulk delete use it; the
+    /// default deletes a few at a time.
+    async fn delete_many(&self, names: &[BlobName]) -> Vec<Result<(), StorageError>> {
+        let mut outcomes = Vec::with_capacity(names.len());
+        for group in names.chunks(CONCURRENT_DELETES) {
+            let deletes = group.iter().map(|name| self.delete(name));
+            outcomes.extend(futures_util::future::join_all(deletes).await);
+        }
+        outcomes
+    }
+
+    /// A URL that serves blob `name` for `ttl` without upslot, with the
+    /// given response headers (`content-type`, `content-disposition`,
+    /// `cache-control`) folded into its signature; `None` when the store
+    /// cannot sign URLs.
+    async fn presign(
+        &self,
+        name: &BlobName,
+        ttl: Duration,
+        response_headers: &[(&str, String)],
+    ) -> Result<Option<String>, StorageError> {
+        let _ = (name, ttl, response_headers);
+        Ok(None)
+    }
 
     /// Whether the store is reachable and writable, for `/health`.
     async fn check(&self) -> Result<(), StorageError>;
@@ -117,6 +161,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// completed (left by a crash); returns how many.
     async fn remove_abandoned(&self, before: i64) -> Result<u64, StorageError>;
 }
+
+/// Blob deletions in flight at once where a store has no bulk delete.
+const CONCURRENT_DELETES: usize = 16;
 
 /// Whether `text` is a day prefix as [`BlobName::new`] writes them.
 pub fn is_day(text: &str) -> bool {

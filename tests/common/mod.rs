@@ -13,6 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod postgres;
+pub mod s3;
+
 /// The shared secret every test instance is configured with.
 pub const SECRET: &str = "test-secret-0123456789";
 

@@ -1,0 +1,501 @@
+//! Blobs in an object store (S3 and compatible servers; GCS and Azure
+//! through the same code) by way of the `object_store` crate.
+//!
+//! Keys are `[<prefix>/]<YYYY-MM-DD>/<uuid>`, so a day is a key prefix the
+//! backstop can list and delete without the index.
+//!
+//! Writes: a blob no larger than one part is buffered (at most `part_size`
+//! bytes) and sent as one `PUT`, which the store applies atomically. A
+//! larger blob is a multipart upload: parts of `part_size` bytes, one part
+//! in flight while the next one fills, so an upload holds at most two parts
+//! in memory whatever its size. Nothing is visible under the key until
+//! `CompleteMultipartUpload`; a writer dropped before its commit (client
+//! gone, error, shutdown) aborts the upload. A process killed outright
+//! cannot abort: its parts stay invisible but stored until the bucket's
+//! `AbortIncompleteMultipartUpload` lifecycle rule removes them (README),
+//! since `object_store` offers no way to list incomplete uploads.
+//!
+//! Reads are ranged `GET`s streamed as they arrive. Deletes go in bulk
+//! (`DeleteObjects`, up to 1,000 keys per request on S3).
+
+use std::collections::HashSet;
+use std::io;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::path::Path;
+use object_store::signer::{SignedUrlOptions, Signer};
+use object_store::{
+    Attribute, Attributes, ClientConfigKey, ClientOptions, GetOptions, GetRange, MultipartUpload,
+    ObjectStore, ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+};
+use tokio::task::JoinHandle;
+
+use super::{BlobMeta, BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
+use crate::config::{S3Config, Secret};
+
+/// The smallest part S3 accepts (every part but the last).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// How long one part upload (or a single-request put) may take before the
+/// upload fails with 503.
+const PART_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A [`BlobStore`] in a bucket.
+#[derive(Debug, Clone)]
+pub struct ObjectBlobStore {
+    store: Arc<dyn ObjectStore>,
+    signer: Option<Arc<dyn Signer>>,
+    prefix: Option<Path>,
+    part_size: usize,
+}
+
+impl ObjectBlobStore {
+    /// Wraps `store`. Keys go below `prefix` (empty: the bucket's root);
+    /// uploads larger than `part_size` bytes (at least [`MIN_PART_SIZE`])
+    /// are sent in parts of that size. With a `signer`, downloads can be
+    /// answered with presigned URLs.
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        signer: Option<Arc<dyn Signer>>,
+        prefix: &str,
+        part_size: u64,
+    ) -> ObjectBlobStore {
+        let prefix = prefix.trim_matches('/');
+        ObjectBlobStore {
+            store,
+            signer,
+            prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
+            part_size: usize::try_from(part_size.max(MIN_PART_SIZE)).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// Connects to the S3 bucket `config` names (credentials: `config`,
+    /// then the usual AWS environment variables and instance roles).
+    /// Nothing is sent yet: `/health` and the first request tell whether
+    /// the bucket answers.
+    pub fn s3(
+        config: &S3Config,
+        secret_access_key: Option<Secret>,
+    ) -> Result<ObjectBlobStore, object_store::Error> {
+        install_crypto_provider();
+        // Client options first: they include `allow_http`, which
+        // `with_client_options` would reset.
+        let mut builder = AmazonS3Builder::from_env()
+            .with_client_options(client_options())
+            .with_bucket_name(&config.bucket)
+            .with_allow_http(config.allow_http)
+            .with_virtual_hosted_style_request(config.virtual_hosted_style)
+            .with_retry(retry());
+        if !config.endpoint.is_empty() {
+            builder = builder.with_endpoint(&config.endpoint);
+        }
+        if !config.region.is_empty() {
+            builder = builder.with_region(&config.region);
+        }
+        if !config.access_key_id.is_empty() {
+            builder = builder.with_access_key_id(&config.access_key_id);
+        }
+        if let Some(secret) = secret_access_key {
+            builder =
+                builder.with_secret_access_key(String::from_utf8_lossy(secret.expose()).as_ref());
+        }
+        let store = Arc::new(builder.build()?);
+        let signer: Arc<dyn Signer> = Arc::clone(&store) as _;
+        Ok(ObjectBlobStore::new(
+            store,
+            Some(signer),
+            &config.prefix,
+            config.part_size.0,
+        ))
+    }
+
+    /// Connects to Google Cloud Storage or Azure Blob Storage at `url`
+    /// (`gs://bucket[/prefix]`, `az://container[/prefix]`), credentials
+    /// from the environment.
+    pub fn cloud(url: &str) -> Result<ObjectBlobStore, object_store::Error> {
+        install_crypto_provider();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "gs" => Arc::new(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry())
+                    .with_client_options(client_options())
+                    .build()?,
+            ),
+            "az" => Arc::new(
+                MicrosoftAzureBuilder::from_env()
+                    .with_container_name(bucket)
+                    .with_retry(retry())
+                    .with_client_options(client_options())
+                    .build()?,
+            ),
+            _ => {
+                return Err(object_store::Error::NotSupported {
+                    source: "storage.url must start with gs:// or az://".into(),
+                });
+            }
+        };
+        Ok(ObjectBlobStore::new(store, None, prefix, MIN_PART_SIZE))
+    }
+
+    fn path(&self, name: &BlobName) -> Path {
+        self.under(name.key())
+    }
+
+    fn under(&self, relative: &str) -> Path {
+        match &self.prefix {
+            Some(prefix) => Path::from(format!("{prefix}/{relative}")),
+            None => Path::from(relative),
+        }
+    }
+
+    /// Deletes the objects at `paths`; returns the paths that are gone
+    /// (deleted now or already missing) and the first error.
+    async fn delete_paths(&self, paths: Vec<Path>) -> (HashSet<Path>, Option<StorageError>) {
+        let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
+        let mut results = self.store.delete_stream(locations);
+        let mut gone = HashSet::new();
+        let mut failure = None;
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(path) => {
+                    gone.insert(path);
+                }
+                Err(object_store::Error::NotFound { path, .. }) => {
+                    gone.insert(Path::from(path));
+                }
+                Err(error) => {
+                    failure.get_or_insert(storage_error(error));
+                }
+            }
+        }
+        (gone, failure)
+    }
+}
+
+/// Makes ring rustls's process-wide default. The HTTP client object_store
+/// uses builds its TLS settings from that default, and with two providers
+/// compiled in (ring for upslot's listeners, aws-lc-rs pulled in by
+/// object_store) there is none until one is chosen. Choosing twice is fine.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Few, quick retries: when the store is down, uploads should get 503 in
+/// seconds rather than wait minutes.
+fn retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+        ..RetryConfig::default()
+    }
+}
+
+/// Connect and read timeouts, but no overall request timeout: a download
+/// to a slow client may stream for a long time. Uploads also time out per
+/// part.
+fn client_options() -> ClientOptions {
+    ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_config(ClientConfigKey::ReadTimeout, "60s")
+        .with_timeout_disabled()
+}
+
+/// Maps an `object_store` error: missing objects are [`StorageError::NotFound`],
+/// everything else means the store is unavailable (503).
+fn storage_error(error: object_store::Error) -> StorageError {
+    match error {
+        object_store::Error::NotFound { .. } => StorageError::NotFound,
+        other => StorageError::Unavailable(io::Error::other(other)),
+    }
+}
+
+#[async_trait]
+impl BlobStore for ObjectBlobStore {
+    async fn create(
+        &self,
+        name: &BlobName,
+        size: u64,
+        meta: &BlobMeta,
+    ) -> Result<Box<dyn BlobWriter>, StorageError> {
+        let first = usize::try_from(size)
+            .unwrap_or(usize::MAX)
+            .min(self.part_size);
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, meta.content_type.clone().into());
+        attributes.insert(
+            Attribute::CacheControl,
+            format!("max-age={}", meta.max_age).into(),
+        );
+        Ok(Box::new(ObjectWriter {
+            store: Arc::clone(&self.store),
+            attributes,
+            path: self.path(name),
+            part_size: self.part_size,
+            remaining: size,
+            buffer: BytesMut::with_capacity(first),
+            upload: None,
+            in_flight: None,
+        }))
+    }
+
+    async fn read(&self, name: &BlobName, range: Range<u64>) -> Result<BlobStream, StorageError> {
+        let path = self.path(name);
+        if range.is_empty() {
+            // A zero-length range cannot be asked for; the object must still exist.
+            self.store.head(&path).await.map_err(storage_error)?;
+            return Ok(Box::pin(futures_util::stream::empty()));
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(storage_error)?;
+        Ok(Box::pin(result.into_stream().map_err(io::Error::other)))
+    }
+
+    async fn delete(&self, name: &BlobName) -> Result<(), StorageError> {
+        match self.store.delete(&self.path(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(storage_error(error)),
+        }
+    }
+
+    async fn delete_many(&self, names: &[BlobName]) -> Vec<Result<(), StorageError>> {
+        let paths: Vec<Path> = names.iter().map(|name| self.path(name)).collect();
+        let (gone, failure) = self.delete_paths(paths.clone()).await;
+        let failure = failure.map(|error| error.to_string());
+        paths
+            .iter()
+            .map(|path| {
+                if gone.contains(path) {
+                    Ok(())
+                } else {
+                    let message = failure.as_deref().unwrap_or("the store did not delete it");
+                    Err(StorageError::Unavailable(io::Error::other(
+                        message.to_string(),
+                    )))
+                }
+            })
+            .collect()
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        // A listing fails when the bucket is missing or the credentials are
+        // wrong, unlike a HEAD of a missing object.
+        self.store
+            .list_with_delimiter(self.prefix.as_ref())
+            .await
+            .map(|_| ())
+            .map_err(storage_error)
+    }
+
+    async fn days(&self) -> Result<Vec<String>, StorageError> {
+        let listing = self
+            .store
+            .list_with_delimiter(self.prefix.as_ref())
+            .await
+            .map_err(storage_error)?;
+        let mut days: Vec<String> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|path| path.filename())
+            .filter(|day| is_day(day))
+            .map(str::to_string)
+            .collect();
+        days.sort();
+        Ok(days)
+    }
+
+    async fn delete_day(&self, day: &str) -> Result<u64, StorageError> {
+        if !is_day(day) {
+            return Ok(0);
+        }
+        let prefix = self.under(day);
+        let mut listing = self.store.list(Some(&prefix));
+        let mut deleted = 0;
+        let mut batch = Vec::with_capacity(1000);
+        loop {
+            let next = listing.next().await.transpose().map_err(storage_error)?;
+            if let Some(meta) = &next {
+                batch.push(meta.location.clone());
+            }
+            if batch.len() == 1000 || (next.is_none() && !batch.is_empty()) {
+                let (gone, failure) = self.delete_paths(std::mem::take(&mut batch)).await;
+                deleted += gone.len() as u64;
+                if let Some(error) = failure {
+                    return Err(error);
+                }
+            }
+            if next.is_none() {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    async fn remove_abandoned(&self, _before: i64) -> Result<u64, StorageError> {
+        // Incomplete multipart uploads cannot be listed through object_store;
+        // writers abort their own, and the bucket's lifecycle rule removes
+        // those of a killed process (see the module documentation).
+        Ok(0)
+    }
+
+    async fn presign(
+        &self,
+        name: &BlobName,
+        ttl: Duration,
+        response_headers: &[(&str, String)],
+    ) -> Result<Option<String>, StorageError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let options = SignedUrlOptions::default().with_query(
+            response_headers
+                .iter()
+                .map(|(name, value)| (format!("response-{name}"), value.clone())),
+        );
+        let url = signer
+            .signed_url_opts(http::Method::GET, &self.path(name), ttl, &options)
+            .await
+            .map_err(storage_error)?;
+        Ok(Some(url.to_string()))
+    }
+}
+
+/// An upload to an object store: buffered parts, one in flight.
+struct ObjectWriter {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    /// Type and caching, served by a CDN fetching the object directly.
+    attributes: Attributes,
+    part_size: usize,
+    /// Bytes announced but not yet buffered.
+    remaining: u64,
+    buffer: BytesMut,
+    upload: Option<Box<dyn MultipartUpload>>,
+    in_flight: Option<JoinHandle<Result<(), StorageError>>>,
+}
+
+impl ObjectWriter {
+    /// Waits for the part in flight, if any.
+    async fn settle(&mut self) -> Result<(), StorageError> {
+        match self.in_flight.take() {
+            None => Ok(()),
+            Some(task) => task
+                .await
+                .map_err(|e| StorageError::Unavailable(io::Error::other(e)))?,
+        }
+    }
+
+    /// Sends the buffer as the next part, after the previous one is done.
+    async fn send_part(&mut self) -> Result<(), StorageError> {
+        if self.upload.is_none() {
+            let options = PutMultipartOptions {
+                attributes: self.attributes.clone(),
+                ..PutMultipartOptions::default()
+            };
+            let upload = timed(self.store.put_multipart_opts(&self.path, options)).await?;
+            self.upload = Some(upload);
+        }
+        self.settle().await?;
+        let next = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(self.part_size);
+        let part = std::mem::replace(&mut self.buffer, BytesMut::with_capacity(next)).freeze();
+        if let Some(upload) = self.upload.as_mut() {
+            let sending = upload.put_part(PutPayload::from(part));
+            self.in_flight = Some(tokio::spawn(timed(sending)));
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), StorageError> {
+        if self.upload.is_none() {
+            let payload = PutPayload::from(std::mem::take(&mut self.buffer).freeze());
+            let options = PutOptions {
+                attributes: std::mem::take(&mut self.attributes),
+                ..PutOptions::default()
+            };
+            timed(self.store.put_opts(&self.path, payload, options)).await?;
+            return Ok(());
+        }
+        if !self.buffer.is_empty() {
+            self.send_part().await?;
+        }
+        self.settle().await?;
+        if let Some(upload) = self.upload.as_mut() {
+            timed(upload.complete()).await?;
+        }
+        self.upload = None;
+        Ok(())
+    }
+}
+
+/// Runs a store request with the part timeout.
+async fn timed<T>(
+    request: impl Future<Output = object_store::Result<T>>,
+) -> Result<T, StorageError> {
+    match tokio::time::timeout(PART_TIMEOUT, request).await {
+        Ok(result) => result.map_err(storage_error),
+        Err(_) => Err(StorageError::Unavailable(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "object store request timed out",
+        ))),
+    }
+}
+
+#[async_trait]
+impl BlobWriter for ObjectWriter {
+    async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
+        while !chunk.is_empty() {
+            // A full buffer goes out only once more bytes follow, so the
+            // last part is always sent by `commit`.
+            if self.buffer.len() >= self.part_size {
+                self.send_part().await?;
+            }
+            let room = self.part_size - self.buffer.len();
+            let taken = chunk.split_to(room.min(chunk.len()));
+            self.remaining = self.remaining.saturating_sub(taken.len() as u64);
+            self.buffer.extend_from_slice(&taken);
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        self.finish().await
+    }
+}
+
+impl Drop for ObjectWriter {
+    fn drop(&mut self) {
+        // Not committed: abort the multipart upload so its parts are freed.
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        let in_flight = self.in_flight.take();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Some(task) = in_flight {
+                    let _ = task.await;
+                }
+                if let Err(error) = upload.abort().await {
+                    tracing::warn!(%error, "could not abort an unfinished multipart upload");
+                }
+            });
+        }
+    }
+}

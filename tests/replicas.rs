@@ -1,0 +1,332 @@
+//! Several replicas of the real binary over one S3 bucket (`s3s-fs`) and
+//! one PostgreSQL index: uploads through one are served by the other,
+//! same-slot races across replicas have one winner, exactly one replica
+//! sweeps and another takes over when it dies, a replica with another
+//! index key is refused, and a PostgreSQL outage gives 503 until it ends.
+
+#![allow(clippy::unwrap_used)] // tests may panic on the unexpected
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::postgres::fresh_database;
+use common::s3::S3Server;
+use common::{Upslot, v1_query};
+use reqwest::{Client, StatusCode};
+use tokio::net::{TcpListener, TcpStream};
+
+const BUCKET: &str = "shared";
+
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 13 % 251) as u8).collect()
+}
+
+async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
+    let q = v1_query(path, body.len() as u64);
+    client()
+        .put(server.url(&format!("{path}?{q}")))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn get(server: &Upslot, path: &str) -> (StatusCode, Vec<u8>) {
+    let response = client().get(server.url(path)).send().await.unwrap();
+    (response.status(), response.bytes().await.unwrap().to_vec())
+}
+
+async fn metric(server: &Upslot, name: &str) -> f64 {
+    let text = client()
+        .get(format!("{}/metrics", server.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name}"))
+        .parse()
+        .unwrap()
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A replica on the shared bucket and database, with the shared key file.
+fn replica(s3: &S3Server, database: &str, key_file: &Path, retention: &str) -> Upslot {
+    Upslot::start_with(
+        "",
+        "",
+        &format!(
+            "{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\nkey_file = \"{}\"\n{retention}",
+            s3.storage_toml(BUCKET),
+            key_file.display()
+        ),
+        &[],
+    )
+}
+
+#[tokio::test]
+async fn two_replicas_share_a_bucket_and_an_index() {
+    let s3 = S3Server::start(BUCKET);
+    let database = fresh_database().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("index.key");
+    let retention = "[retention]\nkeep = \"6s\"\nsweep_every = \"1s\"\n";
+    let a = replica(&s3, &database, &key_file, retention);
+    let mut b = Some(replica(&s3, &database, &key_file, retention));
+
+    // Upload through one, download through the other.
+    let big = data(12 << 20);
+    assert_eq!(put(&a, "r/big.bin", big.clone()).await, StatusCode::CREATED);
+    let (status, body) = get(b.as_ref().unwrap(), "r/big.bin").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body == big);
+    assert_eq!(
+        put(b.as_ref().unwrap(), "r/small.txt", b"via b".to_vec()).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(get(&a, "r/small.txt").await.1, b"via b");
+
+    // Same-slot PUTs through both replicas at once: exactly one 201.
+    for round in 0..3 {
+        let path = format!("race/{round}.bin");
+        let racers = (0..6).map(|i| {
+            let server = if i % 2 == 0 { &a } else { b.as_ref().unwrap() };
+            put(server, &path, data(200_000 + i))
+        });
+        let outcomes = futures_util::future::join_all(racers).await;
+        let created = outcomes
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count();
+        assert_eq!(created, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+            "{outcomes:?}"
+        );
+    }
+    // The losers' objects are gone: one object per stored file.
+    wait_for("the losers' objects to be deleted", async || {
+        s3.keys(BUCKET).len() == 5
+    })
+    .await;
+
+    // Exactly one replica holds the sweeper lease.
+    wait_for("one sweeper", async || {
+        metric(&a, "upslot_sweeper_leader").await
+            + metric(b.as_ref().unwrap(), "upslot_sweeper_leader").await
+            == 1.0
+    })
+    .await;
+
+    // Expiry is performed by whichever replica sweeps.
+    wait_for("every object to expire and be deleted", async || {
+        s3.keys(BUCKET).is_empty()
+    })
+    .await;
+    assert_eq!(get(&a, "r/big.bin").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        put(b.as_ref().unwrap(), "r/big.bin", b"again".to_vec()).await,
+        StatusCode::CONFLICT,
+        "a swept slot stays used on every replica"
+    );
+
+    // The sweeping replica dies; the other takes the lease over and sweeps.
+    let (leader, survivor) = if metric(&a, "upslot_sweeper_leader").await == 1.0 {
+        (a, b.take().unwrap())
+    } else {
+        (b.take().unwrap(), a)
+    };
+    drop(leader); // SIGKILL: no chance to give the lease up
+    assert_eq!(
+        put(&survivor, "after/x.txt", b"outlives its sweeper".to_vec()).await,
+        StatusCode::CREATED
+    );
+    wait_for("the survivor to take the lease", async || {
+        metric(&survivor, "upslot_sweeper_leader").await == 1.0
+    })
+    .await;
+    wait_for("the survivor to sweep", async || s3.keys(BUCKET).is_empty()).await;
+}
+
+#[tokio::test]
+async fn a_replica_with_another_index_key_is_refused() {
+    let s3 = S3Server::start(BUCKET);
+    let database = fresh_database().await;
+    let keys = tempfile::tempdir().unwrap();
+    let first = replica(&s3, &database, &keys.path().join("a.key"), "");
+    assert_eq!(
+        put(&first, "k/a.txt", b"a".to_vec()).await,
+        StatusCode::CREATED
+    );
+
+    let config = keys.path().join("other.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\n[upload]\nsecret = \"{}\"\n\
+             [storage]\npath = \"{}\"\n{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\n\
+             key_file = \"{}\"\n",
+            common::SECRET,
+            keys.path().join("data").display(),
+            s3.storage_toml(BUCKET),
+            keys.path().join("b.key").display()
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_upslot"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("another index key"), "{stderr}");
+    assert!(
+        !stderr.contains("upslot_test:"),
+        "no password in errors: {stderr}"
+    );
+}
+
+/// A TCP relay to PostgreSQL that can be cut and restored, to take the
+/// real database away from upslot without stopping it for other tests.
+struct Relay {
+    port: u16,
+    open: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(AtomicBool::new(true));
+        let gate = Arc::clone(&open);
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !gate.load(Ordering::SeqCst) {
+                    continue; // dropped: connection closed at once
+                }
+                let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let gate = Arc::clone(&gate);
+                tokio::spawn(async move {
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    tokio::pin!(copy);
+                    loop {
+                        tokio::select! {
+                            _ = &mut copy => return,
+                            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if !gate.load(Ordering::SeqCst) {
+                                    return; // cut: both sides closed
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Relay { port, open }
+    }
+
+    fn set_open(&self, open: bool) {
+        self.open.store(open, Ordering::SeqCst);
+    }
+}
+
+/// `url` with its host and port replaced by 127.0.0.1:`port`; returns it
+/// and the original host:port.
+fn through(url: &str, port: u16) -> (String, String) {
+    let start = url
+        .find('@')
+        .map_or_else(|| url.find("://").unwrap() + 3, |i| i + 1);
+    let end = start + url[start..].find('/').unwrap();
+    let original = url[start..end].to_string();
+    let rewritten = format!("{}127.0.0.1:{port}{}", &url[..start], &url[end..]);
+    let original = if original.contains(':') {
+        original
+    } else {
+        format!("{original}:5432")
+    };
+    (rewritten, original.replace("localhost", "127.0.0.1"))
+}
+
+// Several threads: the relay must run while the test blocks waiting for
+// the replica to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_outage_gives_503_and_service_resumes() {
+    let s3 = S3Server::start(BUCKET);
+    let database = fresh_database().await;
+    let (probe_url, target) = through(&database, 1);
+    drop(probe_url);
+    let relay = Relay::start(target).await;
+    let (url, _) = through(&database, relay.port);
+    let keys = tempfile::tempdir().unwrap();
+    let server = replica(&s3, &url, &keys.path().join("index.key"), "");
+    assert_eq!(
+        put(&server, "pg/before.txt", b"before".to_vec()).await,
+        StatusCode::CREATED
+    );
+    let health = async || {
+        client()
+            .get(format!("{}/health", server.admin_url))
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(health().await.status(), StatusCode::OK);
+
+    relay.set_open(false);
+    wait_for("health to report the index", async || {
+        let response = health().await;
+        response.status() == StatusCode::SERVICE_UNAVAILABLE
+            && response
+                .text()
+                .await
+                .unwrap()
+                .contains("\"index\":\"failed\"")
+    })
+    .await;
+    // Refused before its body is read: small enough to be sent whole.
+    assert_eq!(
+        put(&server, "pg/during.bin", data(2000)).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(s3.keys(BUCKET).len(), 1, "nothing partial is left");
+
+    relay.set_open(true);
+    wait_for("health to recover", async || {
+        health().await.status() == StatusCode::OK
+    })
+    .await;
+    assert_eq!(
+        put(&server, "pg/during.bin", data(2000)).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(get(&server, "pg/before.txt").await.1, b"before");
+    assert_eq!(s3.keys(BUCKET).len(), 2);
+}
