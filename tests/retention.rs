@@ -92,7 +92,12 @@ async fn files_expire_are_swept_and_their_urls_stay_used() {
             == StatusCode::NOT_FOUND
     })
     .await;
-    wait_for("the sweep", async || blobs(&server).is_empty()).await;
+    // Blobs go first, then their rows (with tombstones) in one transaction.
+    wait_for("the sweep", async || {
+        blobs(&server).is_empty()
+            && metric(&metrics(&server).await, "upslot_files_stored") == 0.0
+    })
+    .await;
 
     // The old URL cannot take a new upload.
     let q = v1_query("ret/a.txt", 5);
