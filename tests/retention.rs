@@ -94,8 +94,7 @@ async fn files_expire_are_swept_and_their_urls_stay_used() {
     .await;
     // Blobs go first, then their rows (with tombstones) in one transaction.
     wait_for("the sweep", async || {
-        blobs(&server).is_empty()
-            && metric(&metrics(&server).await, "upslot_files_stored") == 0.0
+        blobs(&server).is_empty() && metric(&metrics(&server).await, "upslot_files_stored") == 0.0
     })
     .await;
 
