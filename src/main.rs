@@ -199,11 +199,13 @@ fn check_config(config: &Config) -> ExitCode {
     let checks = || -> Result<usize, String> {
         let secrets = config.upload.secrets().map_err(|e| e.to_string())?;
         config.upload.delete_secret().map_err(|e| e.to_string())?;
-        config
-            .storage
-            .s3
-            .secret_access_key()
-            .map_err(|e| e.to_string())?;
+        if config.storage.backend == upslot::config::StorageBackend::S3 {
+            config
+                .storage
+                .s3
+                .secret_access_key()
+                .map_err(|e| e.to_string())?;
+        }
         if config.index.backend == upslot::config::IndexBackend::Postgres {
             config.index.postgres_url().map_err(|e| e.to_string())?;
         }

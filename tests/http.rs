@@ -6,21 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SECRET, Upslot, jwt, mac_hex, raw, unix_now, v1_query, v2_query};
+use common::{SECRET, Upslot, client, data, jwt, mac_hex, raw, unix_now, v1_query, v2_query};
 use reqwest::{Client, StatusCode, header};
-
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client")
-}
-
-fn data(len: usize) -> Vec<u8> {
-    // Deterministic, non-repeating at buffer boundaries.
-    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
-}
 
 /// PUTs `body` to `wire_path` with a v1 token signed for `decoded_path`.
 async fn put_v1(

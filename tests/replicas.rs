@@ -11,27 +11,15 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::postgres::fresh_database;
 use common::s3::S3Server;
-use common::{Upslot, v1_query};
-use reqwest::{Client, StatusCode};
+use common::{Upslot, client, data, metric, metrics, v1_query, wait_for};
+use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 
 const BUCKET: &str = "shared";
-
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 13 % 251) as u8).collect()
-}
 
 async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
     let q = v1_query(path, body.len() as u64);
@@ -47,30 +35,6 @@ async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
 async fn get(server: &Upslot, path: &str) -> (StatusCode, Vec<u8>) {
     let response = client().get(server.url(path)).send().await.unwrap();
     (response.status(), response.bytes().await.unwrap().to_vec())
-}
-
-async fn metric(server: &Upslot, name: &str) -> f64 {
-    let text = client()
-        .get(format!("{}/metrics", server.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .parse()
-        .unwrap()
-}
-
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// A replica on the shared bucket and database, with the shared key file.
@@ -137,8 +101,8 @@ async fn two_replicas_share_a_bucket_and_an_index() {
 
     // Exactly one replica holds the sweeper lease.
     wait_for("one sweeper", async || {
-        metric(&a, "upslot_sweeper_leader").await
-            + metric(b.as_ref().unwrap(), "upslot_sweeper_leader").await
+        metric(&metrics(&a).await, "upslot_sweeper_leader")
+            + metric(&metrics(b.as_ref().unwrap()).await, "upslot_sweeper_leader")
             == 1.0
     })
     .await;
@@ -156,7 +120,7 @@ async fn two_replicas_share_a_bucket_and_an_index() {
     );
 
     // The sweeping replica dies; the other takes the lease over and sweeps.
-    let (leader, survivor) = if metric(&a, "upslot_sweeper_leader").await == 1.0 {
+    let (leader, survivor) = if metric(&metrics(&a).await, "upslot_sweeper_leader") == 1.0 {
         (a, b.take().unwrap())
     } else {
         (b.take().unwrap(), a)
@@ -167,7 +131,7 @@ async fn two_replicas_share_a_bucket_and_an_index() {
         StatusCode::CREATED
     );
     wait_for("the survivor to take the lease", async || {
-        metric(&survivor, "upslot_sweeper_leader").await == 1.0
+        metric(&metrics(&survivor).await, "upslot_sweeper_leader") == 1.0
     })
     .await;
     wait_for("the survivor to sweep", async || s3.keys(BUCKET).is_empty()).await;

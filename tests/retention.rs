@@ -8,14 +8,9 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
-use common::{Upslot, v1_query};
-use reqwest::{Client, StatusCode};
-
-fn client() -> Client {
-    Client::builder().no_proxy().build().unwrap()
-}
+use common::{Upslot, client, metric, metrics, v1_query, wait_for};
+use reqwest::StatusCode;
 
 async fn put(server: &Upslot, path: &str, body: &'static [u8]) -> StatusCode {
     let q = v1_query(path, body.len() as u64);
@@ -28,40 +23,12 @@ async fn put(server: &Upslot, path: &str, body: &'static [u8]) -> StatusCode {
         .status()
 }
 
-async fn metrics(server: &Upslot) -> String {
-    client()
-        .get(format!("{}/metrics", server.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-/// The value of an unlabelled metric.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 fn blobs(server: &Upslot) -> Vec<std::path::PathBuf> {
     server
         .files()
         .into_iter()
         .filter(|f| f.starts_with("blobs/"))
         .collect()
-}
-
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]

@@ -9,18 +9,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
-use common::{Upslot, raw, v1_query};
+use common::{Upslot, client, data, raw, v1_query, wait_for};
 use reqwest::{Client, StatusCode, header};
 
 const BUCKET: &str = "uploads";
-
-fn client() -> Client {
-    Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
 
 fn no_redirects() -> Client {
     Client::builder()
@@ -28,10 +20,6 @@ fn no_redirects() -> Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i * 7 % 251) as u8).collect()
 }
 
 async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
@@ -48,14 +36,6 @@ async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
 
 fn start(s3: &S3Server, rest: &str) -> Upslot {
     Upslot::start_with("", "", &format!("{}\n{rest}", s3.storage_toml(BUCKET)), &[])
-}
-
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Whether `key` has the shape upslot gives every object.

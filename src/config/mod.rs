@@ -683,20 +683,22 @@ impl Config {
         }
         if self.index.backend == IndexBackend::Postgres {
             let index = &self.index;
-            if index.url.is_some() && index.url_file.is_some() {
-                return Err(invalid("index.url", "set url or url_file, not both"));
-            }
-            // url_file is read at start; an inline URL is checked here.
-            let url = match (&index.url, &index.url_file) {
-                (Some(url), _) => String::from_utf8_lossy(url.expose()).into_owned(),
-                (None, Some(_)) => "postgres://".to_string(),
+            match (&index.url, &index.url_file) {
+                (Some(_), Some(_)) => {
+                    return Err(invalid("index.url", "set url or url_file, not both"));
+                }
                 (None, None) => return index.postgres_url().map(|_| ()),
-            };
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                return Err(invalid(
-                    "index.url",
-                    "must be a URL such as \"postgres://user:password@host/db\"",
-                ));
+                // The file is read at start.
+                (None, Some(_)) => {}
+                (Some(url), None) => {
+                    let url = String::from_utf8_lossy(url.expose());
+                    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                        return Err(invalid(
+                            "index.url",
+                            "must be a URL such as \"postgres://user:password@host/db\"",
+                        ));
+                    }
+                }
             }
             if self.index.pool_size == 0 {
                 return Err(invalid("index.pool_size", "must be at least 1"));

@@ -33,20 +33,16 @@ pub(super) async fn get(
         .filter(|record| now < retention.expiry_of(record))
         .ok_or(ApiError::NotFound)?;
     let etag = file_headers::etag(&record);
+    let remaining = retention.expiry_of(&record) - now;
 
     let mut response = Response::new(body::empty());
-    file_headers::apply(
-        response.headers_mut(),
-        &record,
-        path.file_name(),
-        retention.expiry_of(&record) - now,
-    );
+    file_headers::apply(response.headers_mut(), &record, path.file_name(), remaining);
     if not_modified(&parts.headers, &etag, record.created) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);
     }
 
-    if !head && let Some(location) = offload(app, &record, path, now).await? {
+    if !head && let Some(location) = offload(app, &record, path, remaining).await? {
         return Ok(redirect(location));
     }
 
@@ -87,20 +83,19 @@ pub(super) async fn get(
     Ok(response)
 }
 
-/// Where the bytes of `record` can be fetched instead of from upslot, if
-/// downloads are offloaded. A presigned URL never outlives the file, and
+/// Where the bytes of `record` (served for `remaining` more seconds) can be
+/// fetched instead of from upslot, if downloads are offloaded. A presigned URL never outlives the file, and
 /// carries the type, disposition and caching upslot would have sent.
 async fn offload(
     app: &App,
     record: &FileRecord,
     path: &SlotPath,
-    now: i64,
+    remaining: i64,
 ) -> Result<Option<String>, ApiError> {
     match &app.settings.offload {
         Offload::None => Ok(None),
         Offload::Cdn { base_url } => Ok(Some(format!("{base_url}{}", record.blob.key()))),
         Offload::Presigned { ttl } => {
-            let remaining = app.settings.retention.expiry_of(record) - now;
             let ttl = ttl
                 .as_secs()
                 .min(u64::try_from(remaining).unwrap_or(0))

@@ -44,6 +44,9 @@ use crate::config::{S3Config, Secret};
 /// The smallest part S3 accepts (every part but the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
+/// Keys per bulk delete request (S3's DeleteObjects takes at most 1,000).
+const DELETE_BATCH: usize = 1000;
+
 /// How long one part upload (or a single-request put) may take before the
 /// upload fails with 503.
 const PART_TIMEOUT: Duration = Duration::from_secs(300);
@@ -326,25 +329,21 @@ impl BlobStore for ObjectBlobStore {
             return Ok(0);
         }
         let prefix = self.under(day);
-        let mut listing = self.store.list(Some(&prefix));
+        let mut pages = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location)
+            .try_chunks(DELETE_BATCH);
         let mut deleted = 0;
-        let mut batch = Vec::with_capacity(1000);
-        loop {
-            let next = listing.next().await.transpose().map_err(storage_error)?;
-            if let Some(meta) = &next {
-                batch.push(meta.location.clone());
-            }
-            if batch.len() == 1000 || (next.is_none() && !batch.is_empty()) {
-                let (gone, failure) = self.delete_paths(std::mem::take(&mut batch)).await;
-                deleted += gone.len() as u64;
-                if let Some(error) = failure {
-                    return Err(error);
-                }
-            }
-            if next.is_none() {
-                return Ok(deleted);
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| storage_error(error.1))?;
+            let (gone, failure) = self.delete_paths(page).await;
+            deleted += gone.len() as u64;
+            if let Some(error) = failure {
+                return Err(error);
             }
         }
+        Ok(deleted)
     }
 
     async fn remove_abandoned(&self, _before: i64) -> Result<u64, StorageError> {

@@ -247,6 +247,53 @@ impl Drop for Upslot {
     }
 }
 
+/// An HTTP client for the tests: no proxy, a 60 s timeout.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// `len` deterministic bytes, not repeating at buffer boundaries.
+pub fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// The Prometheus text of `server`'s `/metrics`.
+pub async fn metrics(server: &Upslot) -> String {
+    client()
+        .get(format!("{}/metrics", server.admin_url))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
+/// The value of the unlabelled metric `name` in `text`.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+        .parse()
+        .expect("a number")
+}
+
+/// Polls `done` every 100 ms until it holds; fails after 30 s, naming `what`.
+pub async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// HMAC-SHA256 of `message` under `secret`, lower-case hex: how XMPP servers sign slots.
 pub fn mac_hex(secret: &str, message: &[u8]) -> String {
     use hmac::{Hmac, Mac};
