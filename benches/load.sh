@@ -42,6 +42,8 @@ set -euo pipefail
 export LC_ALL=C
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/common.sh
+source "$REPO/benches/common.sh"
 PHASES=${PHASES:-upload download small rss}
 RUNS=${RUNS:-3}
 BIG_MIB=${BIG_MIB:-1024}
@@ -53,11 +55,6 @@ BENCH_PARENT=${UPSLOT_BENCH_DIR:-$REPO/target}
 SECRET="load-bench-secret"
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-want() { [[ " $PHASES " == *" $1 "* ]]; }
 
 for tool in cargo curl nginx wrk openssl python3 dd awk cmp; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -70,13 +67,6 @@ mac() { printf '%s %s' "$1" "$2" | openssl dgst -sha256 -hmac "$3" | awk '{ prin
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-# Arithmetic on decimals (parenthesised: a bare `>` after awk's printf would
-# redirect to a file).
-median() { sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m }'; }
-spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f%%", (lo > 0 ? 100 * (hi - lo) / lo : 0) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? b / s / 1e6 : 0) }'; }
-verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v < t); print (ok ? "met" : "MISSED") }'; }
 
 [[ $(mac thomas/abc/catmetal.jpg 23026 mysecret) == 7b8879e2d1c733b423a70cde30cecc3a3c64a03f790d1b5bcbb2a6aca52b477e ]] ||
     die "openssl computes a different HMAC than DESIGN.md's test vector"
@@ -386,7 +376,6 @@ fi
 
 # --------------------------------------- peak RSS, concurrent uploads --
 
-status_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$UPSLOT_PID/status"; }
 
 if want rss; then
     hwm_before=$(status_kib VmHWM)

@@ -60,6 +60,8 @@ set -euo pipefail
 export LC_ALL=C
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/common.sh
+source "$REPO/benches/common.sh"
 PHASES=${PHASES:-throughput rss sweep}
 SIZE_MIB=${SIZE_MIB:-256}
 RUNS=${RUNS:-3}
@@ -75,18 +77,13 @@ SK="upslot-bench-secret-key-0123456789"
 PY=${PYTHON:-python3}
 
 log() { printf '[%(%H:%M:%S)T] %s  (load %s)\n' -1 "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >&2; }
-die() {
-    log "FAILED: $*"
-    exit 1
-}
-want() { [[ " $PHASES " == *" $1 "* ]]; }
 load1() { cut -d' ' -f1 /proc/loadavg; }
 
 for tool in cargo curl "$PY" awk cmp find df timeout; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
 
-S3S_FS=${UPSLOT_TEST_S3S_FS:-$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")}
+S3S_FS=${TEST_S3S_FS:-$(command -v s3s-fs || echo "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs")}
 if [[ ! -x $S3S_FS ]]; then
     log "installing s3s-fs 0.14.1 (about 3.5 minutes)"
     cargo install s3s-fs@0.14.1 --features binary --locked --quiet
@@ -108,11 +105,6 @@ mac() {
 free_port() {
     "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-median() { sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.1f", m }'; }
-spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f%%", (lo > 0 ? 100 * (hi - lo) / lo : 0) }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", (s > 0 ? b / s / 1e6 : 0) }'; }
-verdict() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { ok = (op == ">=") ? (v >= t) : (v < t); print (ok ? "met" : "MISSED") }'; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 
 # ------------------------------------------------------------------- set-up --
@@ -324,7 +316,6 @@ stop_upslot() {
 metric() {
     curl -fsS --max-time 10 "http://$ADMIN/metrics" | awk -v name="$1" '$1 == name { print $2 }'
 }
-status_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$UPSLOT_PID/status"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK_HZ=$(getconf CLK_TCK)
 # Object files in bucket directory $1 (s3s-fs keeps metadata outside it).
