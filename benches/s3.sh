@@ -41,7 +41,9 @@
 #   PHASES="throughput rss sweep"   which measurements to run
 #   SIZE_MIB=256 RUNS=3 CONCURRENT=20 SWEEP_FILES=100000 POP_PARALLEL=16
 #   SWEEP_TIMEOUT=900 (seconds to wait for the sweep)
-#   PART_SIZE (upslot's storage.s3.part_size; unset: its default, 8MiB)
+#   PART_SIZE, BUFFER_MEMORY, PARTS_IN_FLIGHT  upslot's storage.s3.part_size,
+#                     .buffer_memory, .parts_in_flight (unset: its defaults,
+#                     8MiB, 128MiB, 8)
 #   UPSLOT_BENCH_DIR  parent of the temp work dir (default: target/); keep it
 #                     on a real disk, s3s-fs stores its objects there.
 #   RUST_LOG          passed to upslot (unset: its default, info)
@@ -70,6 +72,8 @@ SWEEP_FILES=${SWEEP_FILES:-100000}
 POP_PARALLEL=${POP_PARALLEL:-16}
 SWEEP_TIMEOUT=${SWEEP_TIMEOUT:-900}
 PART_SIZE=${PART_SIZE:-}
+BUFFER_MEMORY=${BUFFER_MEMORY:-}
+PARTS_IN_FLIGHT=${PARTS_IN_FLIGHT:-}
 BENCH_PARENT=${UPSLOT_BENCH_DIR:-$REPO/target}
 SECRET="s3-bench-secret"
 AK="upslot-bench-access"
@@ -266,8 +270,10 @@ ops_count() { awk -v op="$2" '$1 == op { n = $2 } END { print n + 0 }' <<<"$1"; 
 
 # Writes an upslot config to $1: bucket $2, data dir $3, keep $4, sweep_every $5.
 upslot_config() {
-    local part_line=""
-    if [[ -n $PART_SIZE ]]; then part_line="part_size = \"$PART_SIZE\""; fi
+    local transfer_lines=""
+    if [[ -n $PART_SIZE ]]; then transfer_lines+="part_size = \"$PART_SIZE\""$'\n'; fi
+    if [[ -n $BUFFER_MEMORY ]]; then transfer_lines+="buffer_memory = \"$BUFFER_MEMORY\""$'\n'; fi
+    if [[ -n $PARTS_IN_FLIGHT ]]; then transfer_lines+="parts_in_flight = $PARTS_IN_FLIGHT"$'\n'; fi
     cat >"$1" <<EOF
 [server]
 listen = "127.0.0.1:0"
@@ -286,8 +292,7 @@ region = "us-east-1"
 access_key_id = "$AK"
 secret_access_key = "$SK"
 allow_http = true
-$part_line
-[retention]
+$transfer_lines[retention]
 keep = "$4"
 sweep_every = "$5"
 EOF
@@ -600,7 +605,7 @@ upslot S3 benchmark, $START_DATE, commit $commit
 machine: $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r), work dir on $(df -PT "$WORK" | awk 'NR == 2 { print $2 }')
 tools: $("$S3S_FS" --version), boto3 $("$PY" -c 'import boto3; print(boto3.__version__)'), $("$PY" --version), curl $(curl -V | awk 'NR == 1 { print $2 }')
 load average at start: $START_LOAD, at the end: $(cut -d' ' -f1-3 /proc/loadavg)
-median of $RUNS runs, spread = (max - min) / min; MB/s = 10^6 bytes/s; upslot part_size ${PART_SIZE:-8MiB (default)}; RUST_LOG=${RUST_LOG:-<unset>}
+median of $RUNS runs, spread = (max - min) / min; MB/s = 10^6 bytes/s; upslot part_size ${PART_SIZE:-8MiB (default)}, buffer_memory ${BUFFER_MEMORY:-128MiB (default)}, parts_in_flight ${PARTS_IN_FLIGHT:-8 (default)}; RUST_LOG=${RUST_LOG:-<unset>}
 
 | measurement | upslot | plain client | ratio | target | | load (1 min) |
 |---|---:|---:|---:|---:|---|---:|

@@ -25,7 +25,7 @@ use crate::server::Limits;
 use crate::server::tls::{Tls, TlsError};
 use crate::storage::BlobStore;
 use crate::storage::disk::DiskStore;
-use crate::storage::object::ObjectBlobStore;
+use crate::storage::object::{ObjectBlobStore, Transfers};
 
 /// Why upslot could not start.
 #[derive(Debug, thiserror::Error)]
@@ -183,9 +183,9 @@ fn open_blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartError> {
             let secret = storage.s3.secret_access_key()?;
             Arc::new(ObjectBlobStore::s3(&storage.s3, secret).map_err(unusable)?)
         }
-        StorageBackend::Gcs | StorageBackend::Azure => {
-            Arc::new(ObjectBlobStore::cloud(&storage.url).map_err(unusable)?)
-        }
+        StorageBackend::Gcs | StorageBackend::Azure => Arc::new(
+            ObjectBlobStore::cloud(&storage.url, Transfers::of(&storage.s3)).map_err(unusable)?,
+        ),
     })
 }
 

@@ -46,23 +46,33 @@ async fn put(store: &dyn BlobStore, name: &BlobName, data: &[u8]) {
     writer.commit().await.unwrap();
 }
 
+/// `len` bytes counting up modulo `modulus`.
+fn pattern(len: usize, modulus: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i % modulus) as u8).collect()
+}
+
 /// What every [`BlobStore`] must do.
 async fn blob_contract(store: Arc<dyn BlobStore>) {
     let store = store.as_ref();
-    // Round trip through many chunks, and ranges.
-    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    // Round trip through many chunks, and ranges. Longer than two parts of
+    // the S3 store below (5 MiB), so that it is a multipart upload and its
+    // long reads cross pieces.
+    let data = pattern(11_000_003, 251);
     let name = BlobName::new(10 * DAY);
     put(store, &name, &data).await;
     assert_eq!(read_all(store, &name, 0..data.len() as u64).await, data);
     assert_eq!(read_all(store, &name, 0..2).await, &data[..2]);
-    assert_eq!(
-        read_all(store, &name, 1_000_000..1_000_500).await,
-        &data[1_000_000..1_000_500]
-    );
-    assert_eq!(
-        read_all(store, &name, 2_999_990..3_000_000).await,
-        &data[2_999_990..]
-    );
+    for range in [
+        1_000_000..1_000_500,
+        5_242_870..5_242_890,
+        1_000_000..11_000_000,
+        10_999_990..11_000_003,
+    ] {
+        assert_eq!(
+            read_all(store, &name, range.start as u64..range.end as u64).await,
+            &data[range],
+        );
+    }
 
     // An empty blob.
     let empty = BlobName::new(10 * DAY);
@@ -266,15 +276,65 @@ async fn postgres_index_keeps_the_index_contract() {
 #[tokio::test]
 async fn s3_store_keeps_the_blob_contract() {
     let s3 = common::s3::S3Server::start("contract");
+    blob_contract(Arc::new(s3_store(&s3, "contract", "64MiB", 4))).await;
+}
+
+/// A store in `bucket` of `s3` with 5 MiB parts, `buffer_memory` and
+/// `parts_in_flight`.
+fn s3_store(
+    s3: &common::s3::S3Server,
+    bucket: &str,
+    buffer_memory: &str,
+    parts_in_flight: usize,
+) -> ObjectBlobStore {
     let config: upslot::config::S3Config = toml::from_str(&format!(
-        "bucket = \"contract\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
+        "bucket = \"{bucket}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\n\
          access_key_id = \"{}\"\nsecret_access_key = \"{}\"\nallow_http = true\n\
-         virtual_hosted_style = false\nprefix = \"some/prefix\"\npart_size = \"5MiB\"\n",
+         virtual_hosted_style = false\nprefix = \"some/prefix\"\npart_size = \"5MiB\"\n\
+         buffer_memory = \"{buffer_memory}\"\nparts_in_flight = {parts_in_flight}\n",
         s3.endpoint,
         common::s3::ACCESS_KEY,
         common::s3::SECRET_KEY
     ))
     .unwrap();
-    let store = ObjectBlobStore::s3(&config, config.secret_access_key().unwrap()).unwrap();
-    blob_contract(Arc::new(store)).await;
+    ObjectBlobStore::s3(&config, config.secret_access_key().unwrap()).unwrap()
+}
+
+/// More transfers than the buffer budget has parts for: uploads wait for
+/// room instead of failing or deadlocking, downloads go without read-ahead
+/// when there is no room, and every byte arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_transfers_share_a_small_buffer_budget() {
+    // A deadlock would hang; this turns it into a failure. Not a timing
+    // check: the transfers take a few seconds.
+    tokio::time::timeout(std::time::Duration::from_secs(300), async {
+        let s3 = common::s3::S3Server::start("budget");
+        // Two 5 MiB parts of room for everyone, up to four parts per transfer.
+        let store: Arc<dyn BlobStore> = Arc::new(s3_store(&s3, "budget", "10MiB", 4));
+        let files: Vec<(BlobName, Vec<u8>)> = (0..6u32)
+            .map(|i| {
+                (
+                    BlobName::new(DAY),
+                    pattern(12_000_000 + i as usize, 241 + i),
+                )
+            })
+            .collect();
+        let uploads = files
+            .iter()
+            .map(|(name, data)| put(store.as_ref(), name, data));
+        futures_util::future::join_all(uploads).await;
+        let downloads = files
+            .iter()
+            .map(|(name, data)| read_all(store.as_ref(), name, 0..data.len() as u64));
+        let read = futures_util::future::join_all(downloads).await;
+        for ((_, data), read) in files.iter().zip(read) {
+            assert!(read == *data, "a download differs from its upload");
+        }
+        // Room is given back: one more upload of two full parts.
+        let (name, data) = (BlobName::new(DAY), pattern(10_485_760, 239));
+        put(store.as_ref(), &name, &data).await;
+        assert!(read_all(store.as_ref(), &name, 0..data.len() as u64).await == data);
+    })
+    .await
+    .expect("transfers stuck waiting for buffer room");
 }

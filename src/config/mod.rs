@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::storage::object::{MAX_PART_SIZE, MIN_PART_SIZE};
+
 pub use cidr::Cidr;
 pub use layers::ENV_PREFIX;
 pub use units::{ByteSize, Span, UnitError};
@@ -223,8 +225,13 @@ pub struct S3Config {
     pub virtual_hosted_style: bool,
     /// Key prefix inside the bucket.
     pub prefix: String,
-    /// Size of multipart upload parts (at least 5 MiB).
+    /// Size of multipart upload parts (at least 5 MiB), and of the pieces
+    /// long downloads are read in.
     pub part_size: ByteSize,
+    /// Memory all transfers together may hold in part buffers.
+    pub buffer_memory: ByteSize,
+    /// Parts one upload sends, or one download fetches, at once.
+    pub parts_in_flight: usize,
 }
 
 impl fmt::Debug for S3Config {
@@ -243,6 +250,8 @@ impl fmt::Debug for S3Config {
             .field("virtual_hosted_style", &self.virtual_hosted_style)
             .field("prefix", &self.prefix)
             .field("part_size", &self.part_size)
+            .field("buffer_memory", &self.buffer_memory)
+            .field("parts_in_flight", &self.parts_in_flight)
             .finish()
     }
 }
@@ -624,12 +633,6 @@ impl Config {
                         "is plain http://: set storage.s3.allow_http = true (local servers only)",
                     ));
                 }
-                if s3.part_size.0 < crate::storage::object::MIN_PART_SIZE {
-                    return Err(invalid(
-                        "storage.s3.part_size",
-                        "must be at least 5MiB (the smallest part S3 accepts)",
-                    ));
-                }
                 if s3.secret_access_key.is_some() && s3.secret_access_key_file.is_some() {
                     return Err(invalid(
                         "storage.s3.secret_access_key",
@@ -649,6 +652,28 @@ impl Config {
                         format!("must be the bucket or container URL, {scheme}<name>[/prefix]"),
                     ));
                 }
+            }
+        }
+        if storage.backend != StorageBackend::Disk {
+            // The transfer settings in [storage.s3] serve GCS and Azure too.
+            let s3 = &storage.s3;
+            if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&s3.part_size.0) {
+                return Err(invalid(
+                    "storage.s3.part_size",
+                    "must be between 5MiB and 5GiB (the part sizes S3 accepts)",
+                ));
+            }
+            if s3.buffer_memory.0 < s3.part_size.0 {
+                return Err(invalid(
+                    "storage.s3.buffer_memory",
+                    "must be at least part_size (an upload needs one part buffer)",
+                ));
+            }
+            if !(1..=64).contains(&s3.parts_in_flight) {
+                return Err(invalid(
+                    "storage.s3.parts_in_flight",
+                    "must be between 1 and 64",
+                ));
             }
         }
         let offload = &self.offload;
@@ -928,6 +953,8 @@ log_client_ip = "truncated"
         .unwrap();
         assert_eq!(config.storage.backend, StorageBackend::S3);
         assert_eq!(config.storage.s3.part_size.0, 8 << 20);
+        assert_eq!(config.storage.s3.buffer_memory.0, 128 << 20);
+        assert_eq!(config.storage.s3.parts_in_flight, 8);
         assert_eq!(config.index.pool_size, 16);
         let printed = format!("{config:?}");
         assert!(
@@ -947,6 +974,22 @@ log_client_ip = "truncated"
         refused(
             &format!("{S3}part_size = \"1MiB\"\n"),
             "storage.s3.part_size",
+        );
+        refused(
+            &format!("{S3}part_size = \"6GiB\"\nbuffer_memory = \"8GiB\"\n"),
+            "storage.s3.part_size",
+        );
+        refused(
+            &format!("{S3}part_size = \"16MiB\"\nbuffer_memory = \"8MiB\"\n"),
+            "storage.s3.buffer_memory",
+        );
+        refused(
+            &format!("{S3}parts_in_flight = 0\n"),
+            "storage.s3.parts_in_flight",
+        );
+        refused(
+            "[storage]\nbackend = \"gcs\"\nurl = \"gs://b\"\n[storage.s3]\nparts_in_flight = 65\n",
+            "storage.s3.parts_in_flight",
         );
         refused("[offload]\nmode = \"presigned\"\n", "offload.mode");
         refused(

@@ -4,19 +4,16 @@
 //! Keys are `[<prefix>/]<YYYY-MM-DD>/<uuid>`, so a day is a key prefix the
 //! backstop can list and delete without the index.
 //!
-//! Writes: a blob no larger than one part is buffered (at most `part_size`
-//! bytes) and sent as one `PUT`, which the store applies atomically. A
-//! larger blob is a multipart upload: parts of `part_size` bytes, one part
-//! in flight while the next one fills, so an upload holds at most two parts
-//! in memory whatever its size. Nothing is visible under the key until
-//! `CompleteMultipartUpload`; a writer dropped before its commit (client
-//! gone, error, shutdown) aborts the upload. A process killed outright
-//! cannot abort: its parts stay invisible but stored until the bucket's
-//! `AbortIncompleteMultipartUpload` lifecycle rule removes them (README),
-//! since `object_store` offers no way to list incomplete uploads.
-//!
-//! Reads are ranged `GET`s streamed as they arrive. Deletes go in bulk
-//! (`DeleteObjects`, up to 1,000 keys per request on S3).
+//! Uploads ([`write`]) go in parts of `part_size` bytes, several at once,
+//! and become visible only when complete; downloads ([`read`]) are ranged
+//! `GET`s, a long range read as several at once. The buffers both need
+//! come from one [`PartBudget`] per store, so memory stays bounded
+//! whatever the number of transfers. Deletes go in bulk (`DeleteObjects`,
+//! up to 1,000 keys per request on S3).
+
+mod budget;
+mod read;
+mod write;
 
 use std::collections::HashSet;
 use std::io;
@@ -25,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
@@ -33,23 +29,48 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path;
 use object_store::signer::{SignedUrlOptions, Signer};
 use object_store::{
-    Attribute, Attributes, ClientConfigKey, ClientOptions, GetOptions, GetRange, MultipartUpload,
-    ObjectStore, ObjectStoreExt as _, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+    Attribute, Attributes, ClientConfigKey, ClientOptions, ObjectStore, ObjectStoreExt as _,
+    RetryConfig,
 };
-use tokio::task::JoinHandle;
 
+use self::budget::PartBudget;
+use self::read::Source;
+use self::write::ObjectWriter;
 use super::{BlobMeta, BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
 use crate::config::{S3Config, Secret};
 
 /// The smallest part S3 accepts (every part but the last).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
+/// The largest part S3 accepts.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
 /// Keys per bulk delete request (S3's DeleteObjects takes at most 1,000).
 const DELETE_BATCH: usize = 1000;
 
-/// How long one part upload (or a single-request put) may take before the
-/// upload fails with 503.
-const PART_TIMEOUT: Duration = Duration::from_secs(300);
+/// How an [`ObjectBlobStore`] moves bytes (`[storage.s3]` in the config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transfers {
+    /// Size of upload parts and of the pieces long downloads are read in;
+    /// raised to [`MIN_PART_SIZE`] if smaller.
+    pub part_size: u64,
+    /// Memory all transfers together may hold in buffers; raised to one
+    /// part if smaller.
+    pub buffer_memory: u64,
+    /// Parts one upload sends, or one download fetches, at once.
+    pub parts_in_flight: usize,
+}
+
+impl Transfers {
+    /// The settings of `config`.
+    pub fn of(config: &S3Config) -> Transfers {
+        Transfers {
+            part_size: config.part_size.0,
+            buffer_memory: config.buffer_memory.0,
+            parts_in_flight: config.parts_in_flight,
+        }
+    }
+}
 
 /// A [`BlobStore`] in a bucket.
 #[derive(Debug, Clone)]
@@ -57,26 +78,31 @@ pub struct ObjectBlobStore {
     store: Arc<dyn ObjectStore>,
     signer: Option<Arc<dyn Signer>>,
     prefix: Option<Path>,
-    part_size: usize,
+    part_size: u64,
+    parts_in_flight: usize,
+    budget: Arc<PartBudget>,
 }
 
 impl ObjectBlobStore {
     /// Wraps `store`. Keys go below `prefix` (empty: the bucket's root);
-    /// uploads larger than `part_size` bytes (at least [`MIN_PART_SIZE`])
-    /// are sent in parts of that size. With a `signer`, downloads can be
+    /// bytes move as `transfers` says. With a `signer`, downloads can be
     /// answered with presigned URLs.
     pub fn new(
         store: Arc<dyn ObjectStore>,
         signer: Option<Arc<dyn Signer>>,
         prefix: &str,
-        part_size: u64,
+        transfers: Transfers,
     ) -> ObjectBlobStore {
         let prefix = prefix.trim_matches('/');
+        let part_size = transfers.part_size.max(MIN_PART_SIZE);
+        let buffer_size = usize::try_from(part_size).unwrap_or(usize::MAX);
         ObjectBlobStore {
             store,
             signer,
             prefix: (!prefix.is_empty()).then(|| Path::from(prefix)),
-            part_size: usize::try_from(part_size.max(MIN_PART_SIZE)).unwrap_or(usize::MAX),
+            part_size,
+            parts_in_flight: transfers.parts_in_flight.max(1),
+            budget: Arc::new(PartBudget::new(transfers.buffer_memory, buffer_size)),
         }
     }
 
@@ -116,14 +142,14 @@ impl ObjectBlobStore {
             store,
             Some(signer),
             &config.prefix,
-            config.part_size.0,
+            Transfers::of(config),
         ))
     }
 
     /// Connects to Google Cloud Storage or Azure Blob Storage at `url`
     /// (`gs://bucket[/prefix]`, `az://container[/prefix]`), credentials
     /// from the environment.
-    pub fn cloud(url: &str) -> Result<ObjectBlobStore, object_store::Error> {
+    pub fn cloud(url: &str, transfers: Transfers) -> Result<ObjectBlobStore, object_store::Error> {
         install_crypto_provider();
         let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -148,7 +174,7 @@ impl ObjectBlobStore {
                 });
             }
         };
-        Ok(ObjectBlobStore::new(store, None, prefix, MIN_PART_SIZE))
+        Ok(ObjectBlobStore::new(store, None, prefix, transfers))
     }
 
     fn path(&self, name: &BlobName) -> Path {
@@ -231,25 +257,20 @@ impl BlobStore for ObjectBlobStore {
         size: u64,
         meta: &BlobMeta,
     ) -> Result<Box<dyn BlobWriter>, StorageError> {
-        let first = usize::try_from(size)
-            .unwrap_or(usize::MAX)
-            .min(self.part_size);
         let mut attributes = Attributes::new();
         attributes.insert(Attribute::ContentType, meta.content_type.clone().into());
         attributes.insert(
             Attribute::CacheControl,
             format!("max-age={}", meta.max_age).into(),
         );
-        Ok(Box::new(ObjectWriter {
-            store: Arc::clone(&self.store),
+        Ok(Box::new(ObjectWriter::new(
+            Arc::clone(&self.store),
+            self.path(name),
             attributes,
-            path: self.path(name),
-            part_size: self.part_size,
-            remaining: size,
-            buffer: BytesMut::with_capacity(first),
-            upload: None,
-            in_flight: None,
-        }))
+            Arc::clone(&self.budget),
+            self.parts_in_flight,
+            size,
+        )))
     }
 
     async fn read(&self, name: &BlobName, range: Range<u64>) -> Result<BlobStream, StorageError> {
@@ -259,16 +280,14 @@ impl BlobStore for ObjectBlobStore {
             self.store.head(&path).await.map_err(storage_error)?;
             return Ok(Box::pin(futures_util::stream::empty()));
         }
-        let options = GetOptions {
-            range: Some(GetRange::Bounded(range)),
-            ..GetOptions::default()
+        let source = Source {
+            store: Arc::clone(&self.store),
+            path,
+            budget: Arc::clone(&self.budget),
+            part_size: self.part_size,
+            parts_in_flight: self.parts_in_flight,
         };
-        let result = self
-            .store
-            .get_opts(&path, options)
-            .await
-            .map_err(storage_error)?;
-        Ok(Box::pin(result.into_stream().map_err(io::Error::other)))
+        source.read(range).await
     }
 
     async fn delete(&self, name: &BlobName) -> Result<(), StorageError> {
@@ -372,129 +391,5 @@ impl BlobStore for ObjectBlobStore {
             .await
             .map_err(storage_error)?;
         Ok(Some(url.to_string()))
-    }
-}
-
-/// An upload to an object store: buffered parts, one in flight.
-struct ObjectWriter {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    /// Type and caching, served by a CDN fetching the object directly.
-    attributes: Attributes,
-    part_size: usize,
-    /// Bytes announced but not yet buffered.
-    remaining: u64,
-    buffer: BytesMut,
-    upload: Option<Box<dyn MultipartUpload>>,
-    in_flight: Option<JoinHandle<Result<(), StorageError>>>,
-}
-
-impl ObjectWriter {
-    /// Waits for the part in flight, if any.
-    async fn settle(&mut self) -> Result<(), StorageError> {
-        match self.in_flight.take() {
-            None => Ok(()),
-            Some(task) => task
-                .await
-                .map_err(|e| StorageError::Unavailable(io::Error::other(e)))?,
-        }
-    }
-
-    /// Sends the buffer as the next part, after the previous one is done.
-    async fn send_part(&mut self) -> Result<(), StorageError> {
-        if self.upload.is_none() {
-            let options = PutMultipartOptions {
-                attributes: self.attributes.clone(),
-                ..PutMultipartOptions::default()
-            };
-            let upload = timed(self.store.put_multipart_opts(&self.path, options)).await?;
-            self.upload = Some(upload);
-        }
-        self.settle().await?;
-        let next = usize::try_from(self.remaining)
-            .unwrap_or(usize::MAX)
-            .min(self.part_size);
-        let part = std::mem::replace(&mut self.buffer, BytesMut::with_capacity(next)).freeze();
-        if let Some(upload) = self.upload.as_mut() {
-            let sending = upload.put_part(PutPayload::from(part));
-            self.in_flight = Some(tokio::spawn(timed(sending)));
-        }
-        Ok(())
-    }
-
-    async fn finish(&mut self) -> Result<(), StorageError> {
-        if self.upload.is_none() {
-            let payload = PutPayload::from(std::mem::take(&mut self.buffer).freeze());
-            let options = PutOptions {
-                attributes: std::mem::take(&mut self.attributes),
-                ..PutOptions::default()
-            };
-            timed(self.store.put_opts(&self.path, payload, options)).await?;
-            return Ok(());
-        }
-        if !self.buffer.is_empty() {
-            self.send_part().await?;
-        }
-        self.settle().await?;
-        if let Some(upload) = self.upload.as_mut() {
-            timed(upload.complete()).await?;
-        }
-        self.upload = None;
-        Ok(())
-    }
-}
-
-/// Runs a store request with the part timeout.
-async fn timed<T>(
-    request: impl Future<Output = object_store::Result<T>>,
-) -> Result<T, StorageError> {
-    match tokio::time::timeout(PART_TIMEOUT, request).await {
-        Ok(result) => result.map_err(storage_error),
-        Err(_) => Err(StorageError::Unavailable(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "object store request timed out",
-        ))),
-    }
-}
-
-#[async_trait]
-impl BlobWriter for ObjectWriter {
-    async fn write(&mut self, mut chunk: Bytes) -> Result<(), StorageError> {
-        while !chunk.is_empty() {
-            // A full buffer goes out only once more bytes follow, so the
-            // last part is always sent by `commit`.
-            if self.buffer.len() >= self.part_size {
-                self.send_part().await?;
-            }
-            let room = self.part_size - self.buffer.len();
-            let taken = chunk.split_to(room.min(chunk.len()));
-            self.remaining = self.remaining.saturating_sub(taken.len() as u64);
-            self.buffer.extend_from_slice(&taken);
-        }
-        Ok(())
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
-        self.finish().await
-    }
-}
-
-impl Drop for ObjectWriter {
-    fn drop(&mut self) {
-        // Not committed: abort the multipart upload so its parts are freed.
-        let Some(mut upload) = self.upload.take() else {
-            return;
-        };
-        let in_flight = self.in_flight.take();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Some(task) = in_flight {
-                    let _ = task.await;
-                }
-                if let Err(error) = upload.abort().await {
-                    tracing::warn!(%error, "could not abort an unfinished multipart upload");
-                }
-            });
-        }
     }
 }
