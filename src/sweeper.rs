@@ -264,7 +264,7 @@ pub async fn overdue(app: &App, now: i64) -> Result<u64, IndexError> {
         .into_iter()
         .filter(|(_, record)| record.expires_at > late)
         .count();
-    Ok((expired + over_ceiling) as u64)
+    Ok((expired + over_ceiling).min(limit) as u64)
 }
 
 /// What a pass at `now` would delete, as text for `upslot sweep --dry-run`.
@@ -330,7 +330,12 @@ pub async fn stats(app: &App, now: i64) -> Result<String, IndexError> {
         .oldest_created
         .map_or_else(|| "-".to_string(), |created| human_age(now - created));
     let _ = writeln!(out, "oldest file age:  {oldest}");
-    let _ = writeln!(out, "files overdue:    {overdue}");
+    let at_least = if overdue == crate::metrics::OVERDUE_COUNT_LIMIT as u64 {
+        "at least "
+    } else {
+        ""
+    };
+    let _ = writeln!(out, "files overdue:    {at_least}{overdue}");
     let _ = writeln!(out, "tombstones:       {}", stats.tombstones);
     let _ = writeln!(
         out,
@@ -591,6 +596,22 @@ mod tests {
         assert!(stats.contains("oldest file age:  8m 20s"), "{stats}");
         // A dry run deleted nothing.
         assert_eq!(f.app.index.stats().await.unwrap().files, 2);
+    }
+
+    #[tokio::test]
+    async fn overdue_counts_stop_at_the_limit() {
+        let f = fixture();
+        let limit = crate::metrics::OVERDUE_COUNT_LIMIT as u64;
+        for n in 0..=limit {
+            let inserted = f.app.index.insert(key(n), record(0, 10)).await.unwrap();
+            assert_eq!(inserted, Inserted::Created);
+        }
+        assert_eq!(overdue(&f.app, 500).await.unwrap(), limit);
+        let stats = stats(&f.app, 500).await.unwrap();
+        assert!(
+            stats.contains(&format!("files overdue:    at least {limit}\n")),
+            "{stats}"
+        );
     }
 
     #[test]
