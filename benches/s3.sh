@@ -15,7 +15,8 @@
 #                 /dev/null, both of the very same object (the one upslot
 #                 stored); shown too, for information: boto3 `get_object`
 #                 streamed to /dev/null, and one `curl --aws-sigv4` GET
-#                 straight from s3s-fs (single streams; upslot, like download_fileobj, reads several ranges at once).
+#                 straight from s3s-fs (single streams; upslot, like
+#                 download_fileobj, reads several ranges at once).
 #                                                            Target >= 0.8x
 #   rss         Peak RSS of upslot (VmHWM, reset with clear_refs just
 #               before) during $CONCURRENT parallel `curl -T` uploads of the
