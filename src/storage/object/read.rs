@@ -64,8 +64,7 @@ impl Source {
             source: self,
             next: first.end,
             end: range.end,
-            current: Some(Box::pin(current)),
-            current_fetch: None,
+            current: Some(Piece::Streamed(Box::pin(current))),
             ahead: VecDeque::new(),
         };
         reading.fetch_ahead();
@@ -107,6 +106,23 @@ impl Drop for Fetch {
     }
 }
 
+/// The piece of a download whose bytes go out now.
+enum Piece {
+    /// Straight from its `GET`.
+    Streamed(BoxStream<'static, io::Result<Bytes>>),
+    /// From memory, where it was fetched ahead.
+    Fetched(Fetch),
+}
+
+impl Piece {
+    async fn next(&mut self) -> Option<io::Result<Bytes>> {
+        match self {
+            Piece::Streamed(stream) => stream.next().await,
+            Piece::Fetched(fetch) => fetch.bytes.recv().await,
+        }
+    }
+}
+
 /// The state of a download longer than one part.
 struct ReadAhead {
     source: Source,
@@ -115,9 +131,7 @@ struct ReadAhead {
     end: u64,
     /// The piece whose bytes go out now; `None` once the download ended
     /// or failed.
-    current: Option<BoxStream<'static, io::Result<Bytes>>>,
-    /// The fetch `current` reads from, if it was fetched ahead.
-    current_fetch: Option<Fetch>,
+    current: Option<Piece>,
     /// Pieces fetched ahead, in order, right after `current`.
     ahead: VecDeque<Fetch>,
 }
@@ -146,17 +160,12 @@ impl ReadAhead {
     /// Moves on to the piece after the current one (`current` is `None`
     /// when there is none), and fetches more ahead if there is room.
     async fn advance(&mut self) -> io::Result<()> {
-        self.current_fetch = None;
-        if let Some(mut fetch) = self.ahead.pop_front() {
-            let mut bytes = std::mem::replace(&mut fetch.bytes, mpsc::unbounded_channel().1);
-            self.current = Some(Box::pin(futures_util::stream::poll_fn(move |cx| {
-                bytes.poll_recv(cx)
-            })));
-            self.current_fetch = Some(fetch);
+        if let Some(fetch) = self.ahead.pop_front() {
+            self.current = Some(Piece::Fetched(fetch));
         } else if self.next < self.end {
             let piece = self.piece();
             let stream = self.source.get(piece).await.map_err(io::Error::other)?;
-            self.current = Some(Box::pin(stream));
+            self.current = Some(Piece::Streamed(Box::pin(stream)));
         } else {
             self.current = None;
         }
@@ -220,7 +229,6 @@ impl ReadAhead {
     /// Ends the download, cancelling every fetch.
     fn stop(&mut self) {
         self.current = None;
-        self.current_fetch = None;
         self.ahead.clear();
     }
 }
