@@ -378,35 +378,15 @@ fi
 
 
 if want rss; then
-    hwm_before=$(status_kib VmHWM)
-    rss_before=$(status_kib VmRSS)
-    # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
-    echo 5 >"/proc/$UPSLOT_PID/clear_refs" || die "cannot reset VmHWM of upslot"
-    log "RSS: $RSS_UPLOADS concurrent uploads of $RSS_MIB MiB (upslot RSS before: $((rss_before / 1024)) MiB)"
-    cat "$WORK/mid.bin" >/dev/null
-    sync
-    burst_start=$(date +%s.%N)
-    for i in $(seq "$RSS_UPLOADS"); do
-        path="burst$i/mid.bin"
-        curl -sS -o /dev/null -H 'Expect:' -w '%{http_code}\n' -T "$WORK/mid.bin" \
-            "http://$UPSLOT/$path?v=$(mac "$path" "$MID_BYTES" "$SECRET")" >"$WORK/burst$i.code" 2>&1 &
-        CLIENT_PIDS+=($!)
-    done
-    for pid in "${CLIENT_PIDS[@]}"; do
-        wait "$pid" || true # judged by the status code it wrote
-    done
-    CLIENT_PIDS=()
-    burst_seconds=$(awk -v a="$burst_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    created=$(cat "$WORK"/burst*.code | grep -c '^201$' || true)
-    hwm_burst=$(status_kib VmHWM)
-    log "  $created/$RSS_UPLOADS answered 201 in $burst_seconds s; VmHWM $((hwm_burst / 1024)) MiB"
+    upload_burst "$WORK/mid.bin" "$MID_BYTES" "$RSS_UPLOADS"
+    created=$BURST_CREATED burst_seconds=$BURST_SECONDS
     ((created == RSS_UPLOADS)) ||
-        die "only $created of $RSS_UPLOADS concurrent uploads answered 201: $(sort "$WORK"/burst*.code | uniq -c | tr '\n' ' ')"
-    hwm_mib=$(awk -v k="$hwm_burst" 'BEGIN { printf "%.1f", k / 1024 }')
+        die "only $created of $RSS_UPLOADS concurrent uploads answered 201: $BURST_ANSWERS"
+    hwm_mib=$(awk -v k="$BURST_HWM_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
     v=$(verdict "$hwm_mib" 128 '<')
     VERDICTS+=" $v"
     ROWS+=("| peak RSS (VmHWM), $RSS_UPLOADS concurrent $RSS_MIB MiB PUTs | $hwm_mib MiB; $created/$RSS_UPLOADS got 201 in $burst_seconds s ($(mbps $((RSS_UPLOADS * MID_BYTES)) "$burst_seconds") MB/s) | | | < 128 MiB | $v |")
-    DETAILS+=("upslot before the burst: RSS $((rss_before / 1024)) MiB, VmHWM since start $((hwm_before / 1024)) MiB")
+    DETAILS+=("upslot before the burst: RSS $((BURST_RSS_BEFORE_KIB / 1024)) MiB, VmHWM since start $((BURST_HWM_BEFORE_KIB / 1024)) MiB")
 fi
 
 # ------------------------------------------------------------------- report --

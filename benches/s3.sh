@@ -474,36 +474,17 @@ fi
 # ------------------------------------------------- peak RSS, concurrent PUTs --
 
 if want rss; then
-    hwm_start=$(status_kib VmHWM)
-    rss_before=$(status_kib VmRSS)
-    echo 5 >"/proc/$UPSLOT_PID/clear_refs" || die "cannot reset VmHWM of upslot"
-    log "RSS: $CONCURRENT concurrent $SIZE_LABEL uploads (upslot RSS before: $((rss_before / 1024)) MiB)"
-    cat "$WORK/big.bin" >/dev/null
-    sync
-    burst_start=$(date +%s.%N)
-    for i in $(seq "$CONCURRENT"); do
-        path="burst$i/big.bin"
-        curl -sS --max-time 1800 -o /dev/null -H 'Expect:' -w '%{http_code}\n' -T "$WORK/big.bin" \
-            "http://$UPSLOT/$path?v=$(mac "$path" "$SIZE_BYTES" "$SECRET")" >"$WORK/burst$i.code" 2>&1 &
-        CLIENT_PIDS+=($!)
-    done
-    for pid in "${CLIENT_PIDS[@]}"; do
-        wait "$pid" || true # judged by the status code it wrote
-    done
-    CLIENT_PIDS=()
-    burst_seconds=$(elapsed "$burst_start" "$(date +%s.%N)")
+    upload_burst "$WORK/big.bin" "$SIZE_BYTES" "$CONCURRENT"
+    created=$BURST_CREATED burst_seconds=$BURST_SECONDS
     burst_load=$(load1)
-    hwm=$(status_kib VmHWM)
-    created=$(cat "$WORK"/burst*.code | grep -c '^201$' || true)
-    log "  $created/$CONCURRENT answered 201 in $burst_seconds s; VmHWM $((hwm / 1024)) MiB"
-    hwm_mib=$(awk -v k="$hwm" 'BEGIN { printf "%.1f", k / 1024 }')
+    hwm_mib=$(awk -v k="$BURST_HWM_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
     v=$(verdict "$hwm_mib" 256 '<')
     ((created == CONCURRENT)) || v="MISSED ($((CONCURRENT - created)) not 201)"
     VERDICTS+=" $v"
     ROWS+=("| peak RSS (VmHWM), $CONCURRENT concurrent $SIZE_LABEL PUTs | $hwm_mib MiB; $created/$CONCURRENT got 201 in $burst_seconds s ($(mbps $((CONCURRENT * SIZE_BYTES)) "$burst_seconds") MB/s) | | | < 256 MiB | $v | $burst_load |")
-    DETAILS+=("upslot before the burst: RSS $((rss_before / 1024)) MiB, VmHWM since start $((hwm_start / 1024)) MiB; burst answers: $(sort "$WORK"/burst*.code | uniq -c | awk '{ printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $2 }')")
+    DETAILS+=("upslot before the burst: RSS $((BURST_RSS_BEFORE_KIB / 1024)) MiB, VmHWM since start $((BURST_HWM_BEFORE_KIB / 1024)) MiB; burst answers: $BURST_ANSWERS")
     ((created == CONCURRENT)) ||
-        die "only $created of $CONCURRENT concurrent uploads answered 201: $(sort "$WORK"/burst*.code | uniq -c | tr '\n' ' ')"
+        die "only $created of $CONCURRENT concurrent uploads answered 201: $BURST_ANSWERS"
 fi
 
 if [[ -n $UPSLOT_PID ]]; then stop_upslot; fi
