@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{SECRET, Upslot, client, data, jwt, mac_hex, raw, unix_now, v1_query, v2_query};
+use common::{
+    SECRET, Upslot, client, data, health, jwt, mac_hex, raw, unix_now, v1_query, v2_query,
+};
 use reqwest::{Client, StatusCode, header};
 
 /// PUTs `body` to `wire_path` with a v1 token signed for `decoded_path`.
@@ -425,14 +427,7 @@ async fn dropped_upload_leaves_nothing_and_can_be_retried() {
     use std::io::Write;
     let server = Upslot::start("");
     let len = 4 << 20;
-    let q = v1_query("drop/a.bin", len as u64);
-    let mut stream = raw::connect(&server.base_url);
-    stream
-        .write_all(
-            format!("PUT /drop/a.bin?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
+    let mut stream = raw::start_put(&server.base_url, "drop/a.bin", len);
     stream.write_all(&data(1 << 20)).unwrap();
     // Wait until the partial upload is on disk, then vanish.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -889,22 +884,16 @@ async fn storage_full_and_storage_down() {
     std::fs::remove_dir_all(server.data_dir.join("tmp")).unwrap();
     let r = put_v1(&server, "down/a.txt", "down/a.txt", b"x".to_vec()).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let health = client()
-        .get(format!("{}/health", server.admin_url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        health(&server).await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     std::fs::create_dir(server.data_dir.join("tmp")).unwrap();
     let r = put_v1(&server, "down/a.txt", "down/a.txt", b"x".to_vec()).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let health = client()
-        .get(format!("{}/health", server.admin_url))
-        .send()
-        .await
-        .unwrap();
-    let status = health.status();
-    let text = health.text().await.unwrap();
+    let answer = health(&server).await;
+    let status = answer.status();
+    let text = answer.text().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{text} {:?}", server.log_lines());
 }
 
@@ -936,14 +925,7 @@ async fn http2_cleartext() {
 async fn a_stalled_body_gets_408_and_leaves_nothing() {
     use std::io::Write;
     let server = Upslot::start_with("body_idle_timeout = \"1s\"", "", "", &[]);
-    let q = v1_query("idle/a.bin", 1000);
-    let mut stream = raw::connect(&server.base_url);
-    stream
-        .write_all(
-            format!("PUT /idle/a.bin?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
+    let mut stream = raw::start_put(&server.base_url, "idle/a.bin", 1000);
     stream.write_all(&[0u8; 100]).unwrap();
     let (status, text) = raw::read_response(&mut stream);
     assert_eq!(status, 408, "{text}");

@@ -277,14 +277,7 @@ async fn sighup_without_tls_keeps_serving() {
 fn sigterm_lets_an_upload_in_flight_finish() {
     let mut server = Upslot::start("");
     let len = 2 << 20;
-    let q = v1_query("term/a.bin", len as u64);
-    let mut stream = raw::connect(&server.base_url);
-    stream
-        .write_all(
-            format!("PUT /term/a.bin?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
+    let mut stream = raw::start_put(&server.base_url, "term/a.bin", len);
     stream.write_all(&vec![7u8; len / 2]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.files().iter().any(|f| f.starts_with("tmp/")) {
@@ -313,14 +306,7 @@ fn sigterm_lets_an_upload_in_flight_finish() {
 fn a_stalled_upload_is_dropped_after_the_grace_period_without_leftovers() {
     let mut server = Upslot::start_with("shutdown_grace = \"1s\"", "", "", &[]);
     let len = 2 << 20;
-    let q = v1_query("stall/a.bin", len as u64);
-    let mut stream = raw::connect(&server.base_url);
-    stream
-        .write_all(
-            format!("PUT /stall/a.bin?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
+    let mut stream = raw::start_put(&server.base_url, "stall/a.bin", len);
     stream.write_all(&vec![1u8; 1000]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !server.files().iter().any(|f| f.starts_with("tmp/")) {

@@ -15,22 +15,11 @@ use std::time::Duration;
 
 use common::postgres::fresh_database;
 use common::s3::S3Server;
-use common::{Upslot, client, data, metric, metrics, v1_query, wait_for};
+use common::{Upslot, client, data, health, metric, metrics, put, wait_for};
 use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 
 const BUCKET: &str = "shared";
-
-async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
-    let q = v1_query(path, body.len() as u64);
-    client()
-        .put(server.url(&format!("{path}?{q}")))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
 
 async fn get(server: &Upslot, path: &str) -> (StatusCode, Vec<u8>) {
     let response = client().get(server.url(path)).send().await.unwrap();
@@ -255,18 +244,11 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
         put(&server, "pg/before.txt", b"before".to_vec()).await,
         StatusCode::CREATED
     );
-    let health = async || {
-        client()
-            .get(format!("{}/health", server.admin_url))
-            .send()
-            .await
-            .unwrap()
-    };
-    assert_eq!(health().await.status(), StatusCode::OK);
+    assert_eq!(health(&server).await.status(), StatusCode::OK);
 
     relay.set_open(false);
     wait_for("health to report the index", async || {
-        let response = health().await;
+        let response = health(&server).await;
         response.status() == StatusCode::SERVICE_UNAVAILABLE
             && response
                 .text()
@@ -284,7 +266,7 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
 
     relay.set_open(true);
     wait_for("health to recover", async || {
-        health().await.status() == StatusCode::OK
+        health(&server).await.status() == StatusCode::OK
     })
     .await;
     assert_eq!(

@@ -9,19 +9,8 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Upslot, client, metric, metrics, v1_query, wait_for};
+use common::{Upslot, client, metric, metrics, put, v1_query, wait_for};
 use reqwest::StatusCode;
-
-async fn put(server: &Upslot, path: &str, body: &'static [u8]) -> StatusCode {
-    let q = v1_query(path, body.len() as u64);
-    client()
-        .put(server.url(&format!("{path}?{q}")))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
 
 fn blobs(server: &Upslot) -> Vec<std::path::PathBuf> {
     server

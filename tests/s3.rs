@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
-use common::{Upslot, client, data, raw, v1_query, wait_for};
+use common::{Upslot, client, data, health, put_request, raw, wait_for};
 use reqwest::{Client, StatusCode, header};
 
 const BUCKET: &str = "uploads";
@@ -22,12 +22,10 @@ fn no_redirects() -> Client {
         .unwrap()
 }
 
+/// PUTs `body` to `path` as an image/png.
 async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
-    let q = v1_query(path, body.len() as u64);
-    client()
-        .put(server.url(&format!("{path}?{q}")))
+    put_request(server, path, body)
         .header(header::CONTENT_TYPE, "image/png")
-        .body(body)
         .send()
         .await
         .unwrap()
@@ -126,14 +124,7 @@ async fn a_dropped_multipart_upload_is_aborted() {
     let s3 = S3Server::start(BUCKET);
     let server = start(&s3, "");
     let len = 24 << 20;
-    let q = v1_query("drop/a.bin", len as u64);
-    let mut stream = raw::connect(&server.base_url);
-    stream
-        .write_all(
-            format!("PUT /drop/a.bin?{q} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
-                .as_bytes(),
-        )
-        .unwrap();
+    let mut stream = raw::start_put(&server.base_url, "drop/a.bin", len);
     // Two parts' worth, so a multipart upload has started, then vanish.
     stream.write_all(&data(18 << 20)).unwrap();
     let stored = || dir_bytes(&s3.root);
@@ -180,18 +171,11 @@ async fn an_s3_outage_gives_503_and_service_resumes() {
         put(&server, "up/before.png", b"before".to_vec()).await,
         StatusCode::CREATED
     );
-    let health = || async {
-        client()
-            .get(format!("{}/health", server.admin_url))
-            .send()
-            .await
-            .unwrap()
-    };
-    assert_eq!(health().await.status(), StatusCode::OK);
+    assert_eq!(health(&server).await.status(), StatusCode::OK);
 
     let (root, port) = (s3.root.clone(), s3.port());
     s3.stop();
-    let response = health().await;
+    let response = health(&server).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         response
@@ -218,7 +202,7 @@ async fn an_s3_outage_gives_503_and_service_resumes() {
     // The same server comes back: nothing to restart on upslot's side.
     let s3 = S3Server::start_at(&root, port);
     wait_for("health to recover", async || {
-        health().await.status() == StatusCode::OK
+        health(&server).await.status() == StatusCode::OK
     })
     .await;
     assert_eq!(

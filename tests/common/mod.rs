@@ -294,6 +294,37 @@ pub async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
+/// A PUT of `body` to `path` with a v1 token, not sent yet (for more headers).
+pub fn put_request(
+    server: &Upslot,
+    path: &str,
+    body: impl Into<Vec<u8>>,
+) -> reqwest::RequestBuilder {
+    let body = body.into();
+    let query = v1_query(path, body.len() as u64);
+    client()
+        .put(server.url(&format!("{path}?{query}")))
+        .body(body)
+}
+
+/// PUTs `body` to `path` with a v1 token; the status of the answer.
+pub async fn put(server: &Upslot, path: &str, body: impl Into<Vec<u8>>) -> reqwest::StatusCode {
+    put_request(server, path, body)
+        .send()
+        .await
+        .expect("PUT")
+        .status()
+}
+
+/// `server`'s answer to `GET /health` on the admin listener.
+pub async fn health(server: &Upslot) -> reqwest::Response {
+    client()
+        .get(format!("{}/health", server.admin_url))
+        .send()
+        .await
+        .expect("GET /health")
+}
+
 /// HMAC-SHA256 of `message` under `secret`, lower-case hex: how XMPP servers sign slots.
 pub fn mac_hex(secret: &str, message: &[u8]) -> String {
     use hmac::{Hmac, Mac};
@@ -367,6 +398,20 @@ pub mod raw {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .expect("timeout");
+        stream
+    }
+
+    /// Starts a v1-signed PUT of `len` bytes to `path` and sends only its
+    /// head: the test writes (some of) the body itself.
+    pub fn start_put(base_url: &str, path: &str, len: usize) -> TcpStream {
+        let query = super::v1_query(path, len as u64);
+        let mut stream = connect(base_url);
+        stream
+            .write_all(
+                format!("PUT /{path}?{query} HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .expect("write head");
         stream
     }
 
