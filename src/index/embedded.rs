@@ -437,6 +437,21 @@ impl Index for EmbeddedIndex {
         })
         .await
     }
+
+    async fn lease(
+        &self,
+        _name: &str,
+        _holder: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<bool, IndexError> {
+        // redb locks its file: no other process shares this index, so this
+        // process holds every lease.
+        Ok(true)
+    }
+
+    async fn release(&self, _name: &str, _holder: &str) -> Result<(), IndexError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -188,22 +188,17 @@ pub trait Index: Send + Sync + 'static {
     /// Tries to hold the lease `name` for `holder` for `ttl` from now: takes it when free or
     /// expired, renews it when `holder` already has it; `false` when another holder has it.
     /// Replicas sharing an index use it so that only one sweeps at a time; an index that only
-    /// one process can open always grants it.
+    /// one process can open always grants it. No default: an index shared by several
+    /// processes that forgot it would let them all sweep at once.
     async fn lease(
         &self,
         name: &str,
         holder: &str,
         ttl: std::time::Duration,
-    ) -> Result<bool, IndexError> {
-        let _ = (name, holder, ttl);
-        Ok(true)
-    }
+    ) -> Result<bool, IndexError>;
 
     /// Gives the lease `name` up if `holder` has it (so another replica can take it at once).
-    async fn release(&self, name: &str, holder: &str) -> Result<(), IndexError> {
-        let _ = (name, holder);
-        Ok(())
-    }
+    async fn release(&self, name: &str, holder: &str) -> Result<(), IndexError>;
 }
 
 #[cfg(test)]

@@ -199,6 +199,16 @@ impl BlobStore for DiskStore {
         .await
     }
 
+    async fn presign(
+        &self,
+        _name: &BlobName,
+        _ttl: std::time::Duration,
+        _response_headers: &[(&str, String)],
+    ) -> Result<Option<String>, StorageError> {
+        // Files on disk are served by upslot only.
+        Ok(None)
+    }
+
     async fn remove_abandoned(&self, before: i64) -> Result<u64, StorageError> {
         let tmp = self.tmp.clone();
         let before = std::time::UNIX_EPOCH

@@ -142,10 +142,7 @@ pub trait BlobStore: Send + Sync + 'static {
         name: &BlobName,
         ttl: Duration,
         response_headers: &[(&str, String)],
-    ) -> Result<Option<String>, StorageError> {
-        let _ = (name, ttl, response_headers);
-        Ok(None)
-    }
+    ) -> Result<Option<String>, StorageError>;
 
     /// Whether the store is reachable and writable, for `/health`.
     async fn check(&self) -> Result<(), StorageError>;
