@@ -27,13 +27,13 @@ pub(super) async fn get(
 ) -> Result<Response<Body>, ApiError> {
     let key = app.index_key.slot(path);
     let retention = &app.settings.retention;
-    let record = app
-        .lookup(key)
-        .await?
-        .filter(|record| now < retention.expiry_of(record))
-        .ok_or(ApiError::NotFound)?;
-    let etag = file_headers::etag(&record);
+    let record = app.lookup(key).await?.ok_or(ApiError::NotFound)?;
+    // Seconds the file is still served; an expired file is never served.
     let remaining = retention.expiry_of(&record) - now;
+    if remaining <= 0 {
+        return Err(ApiError::NotFound);
+    }
+    let etag = file_headers::etag(&record);
 
     let mut response = Response::new(body::empty());
     file_headers::apply(response.headers_mut(), &record, path.file_name(), remaining);
