@@ -122,6 +122,17 @@ impl XmppServer {
     }
 }
 
+/// The words of four letters or more in the test files' names, lower
+/// case: none may appear in what upslot stores.
+fn name_words() -> Vec<String> {
+    FILES
+        .iter()
+        .flat_map(|f| f.name.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().count() >= 4)
+        .map(str::to_lowercase)
+        .collect()
+}
+
 #[test]
 fn prosody_http_upload_external_v1() {
     let upslot = Upslot::start_with("", "", "", &[]);
@@ -170,12 +181,7 @@ fn prosody_http_file_share_on_s3() {
     share_files(&upslot, &prosody.xmpp, &base, Token::Jwt);
     let keys = s3.keys("uploads");
     assert_eq!(keys.len(), FILES.len(), "{keys:?}");
-    let words: Vec<String> = FILES
-        .iter()
-        .flat_map(|f| f.name.split(|c: char| !c.is_alphanumeric()))
-        .filter(|w| w.chars().count() >= 4)
-        .map(str::to_lowercase)
-        .collect();
+    let words = name_words();
     for key in &keys {
         let (day, id) = key.split_once('/').expect("day/id");
         assert!(day.len() == 10 && id.len() == 32, "{key}");
@@ -394,12 +400,7 @@ fn assert_no_stored_names(upslot: &Upslot, uploads: &[Value], uploader: &str) {
         upslot.data_dir.display()
     );
 
-    let words: Vec<String> = FILES
-        .iter()
-        .flat_map(|f| f.name.split(|c: char| !c.is_alphanumeric()))
-        .filter(|w| w.chars().count() >= 4)
-        .map(str::to_lowercase)
-        .collect();
+    let words = name_words();
     let mut needles: Vec<Vec<u8>> = vec![uploader.as_bytes().to_vec()];
     for (file, upload) in FILES.iter().zip(uploads) {
         let segment = str_field(upload, "get_url")
