@@ -50,8 +50,9 @@ use upslot::auth::SlotPath;
 use upslot::bootstrap;
 use upslot::config::Config;
 use upslot::index::embedded::EmbeddedIndex;
-use upslot::index::{FileRecord, IndexKey, SlotKey};
-use upslot::storage::BlobName;
+use upslot::index::{FileRecord, Index as _, IndexKey, Scan, SlotKey};
+use upslot::storage::disk::DiskStore;
+use upslot::storage::{BlobName, BlobStore as _};
 use upslot::sweeper;
 use upslot::time::unix_now;
 
@@ -168,7 +169,7 @@ fn config_for(data: &Path) -> anyhow::Result<Config> {
 /// Creates the data directory and its keys; returns the index key.
 fn index_key(config: &Config) -> anyhow::Result<IndexKey> {
     let prepared = runtime()?.block_on(bootstrap::prepare(config))?;
-    Ok(prepared.app.index_key.clone())
+    Ok(prepared.app.files.index_key().clone())
 }
 
 /// Writes the blobs and index rows of `files` into `data` (whose index is
@@ -301,11 +302,11 @@ fn timed_sweep(
     config: &Config,
 ) -> anyhow::Result<(u64, Duration)> {
     let prepared = runtime.block_on(bootstrap::prepare(config))?;
-    let app = prepared.app;
+    let files = &prepared.app.files;
     runtime.block_on(async {
         let now = unix_now();
         let started = Instant::now();
-        let (files, _bytes) = sweeper::sweep(&app, now, &CancellationToken::new()).await?;
+        let (files, _bytes) = sweeper::sweep(files, now, &CancellationToken::new()).await?;
         Ok((files, started.elapsed()))
     })
 }
@@ -663,8 +664,10 @@ fn phases(
         populate_live(&data, &index_key(&config)?, live, now, layout)?;
     }
     populate_expired(&data, &config, n, now)?;
-    let prepared = runtime.block_on(bootstrap::prepare(&config))?;
-    let app = prepared.app;
+    // The backends themselves: this mode times the steps the data layer
+    // takes for a sweep one by one.
+    let index = EmbeddedIndex::open(&data.join("index.redb"))?;
+    let blobs = DiskStore::open(&data, 0)?;
     let (mut due_time, mut blob_time, mut row_time) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut files, mut batches) = (0usize, 0usize);
@@ -676,13 +679,13 @@ fn phases(
         loop {
             // The steps of `sweeper::sweep`, timed one by one.
             let step = Instant::now();
-            let due = app.index.expired(now, batch).await?;
+            let due = index.scan(Scan::ExpiredBy(now), batch).await?;
             due_time += step.elapsed();
             let full = due.len() == batch;
             let step = Instant::now();
-            let app_ref = &app;
+            let blobs = &blobs;
             let outcomes: Vec<_> = futures_util::stream::iter(due)
-                .map(|(key, record)| async move { (key, app_ref.blobs.delete(&record.blob).await) })
+                .map(|(key, record)| async move { (key, blobs.delete(&record.blob).await) })
                 .buffer_unordered(concurrent)
                 .collect()
                 .await;
@@ -694,10 +697,7 @@ fn phases(
             }
             let step = Instant::now();
             let io = process_io();
-            for (key, _) in app.index.remove(&gone, now).await? {
-                app.forget(key).await;
-                files += 1;
-            }
+            files += index.remove(&gone, now).await?.len();
             row_time += step.elapsed();
             let after = process_io();
             row_read += after.0.saturating_sub(io.0);
@@ -748,7 +748,7 @@ fn phases(
         blob_time.as_secs_f64(),
         row_time.as_secs_f64()
     );
-    drop(app);
+    drop((index, blobs));
     remove_work(work)
 }
 

@@ -1,37 +1,45 @@
 //! upslot: the storage side of XMPP HTTP File Upload (XEP-0363).
 //!
 //! An XMPP server hands a client a PUT URL signed with a secret it shares
-//! with upslot. The request flow:
+//! with upslot. Data flows one way:
 //!
 //! ```text
-//! TCP/TLS ─▶ server (connection cap, header timeout, graceful drain)
-//!         ─▶ http::serve_public: request id, route::route ─▶ Route
-//!              PUT    ─▶ auth::Verifier::authorize_put (pure: path, headers, now)
-//!                     ─▶ upload: stream body ─▶ storage::BlobWriter ─▶ commit
-//!                     ─▶ index::Index::insert (atomic: one winner per slot)
-//!              GET/HEAD ─▶ App::lookup (moka cache ─▶ index) ─▶ expiry check
-//!                     ─▶ conditionals, range ─▶ storage::BlobStore::read (stream)
-//!              DELETE ─▶ Metronome's signed delete
-//!              OPTIONS ─▶ CORS preflight
-//!         ─▶ ApiError ─▶ status + stable code, one log line without personal data
+//! listener ─▶ server (connection cap, timeouts, TLS, drain)
+//!          ─▶ http::serve_public: request id, ban check
+//!               ─▶ http::route (typed Route)
+//!               ─▶ auth (route + head + now ─▶ PutGrant / DeleteGrant, or a refusal)
+//!               ─▶ handler (upload, download, delete, preflight)
+//!               ─▶ files (the data layer) ─▶ storage (blobs) + index (records)
+//!          ─▶ ApiError ─▶ status + stable code, one log line without personal data
+//!
+//! sweeper (every sweep_every, one replica at a time) ─▶ files
+//! http::serve_admin: /health, /metrics, /stats, /sweep, erase (EraseGrant) ─▶ files
 //! ```
 //!
-//! The sweeper deletes files (blob, then index row) once `expires_at` passes.
+//! Rooms, and what each owns:
+//! - [`cli`]: the commands and their text output; [`bootstrap`] and
+//!   [`keys`]: a valid [`config`] made into running parts;
+//! - [`server`]: sockets, TLS, limits, drain; [`http`]: one request's life;
+//!   [`auth`]: grants; [`privacy`]: client addresses and failed attempts;
+//! - [`files`]: blobs and records made and unmade together; [`retention`]:
+//!   the rules of a file's life; [`sweeper`]: deleting on time;
+//! - [`storage`] and [`index`]: the backends behind small traits;
+//! - [`metrics`], [`time`], [`shutdown`], [`telemetry`]: leaves.
 //!
 //! Storage names are random ([`storage::BlobName`]); the index is keyed by
 //! `HMAC(index_key, path)`, so nothing at rest reveals a file name, JID or IP.
 
-pub mod admin_client;
-pub mod app;
 pub mod auth;
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
-pub mod deletion;
-pub mod erase;
+pub mod files;
 pub mod http;
 pub mod index;
+pub mod keys;
 pub mod metrics;
 pub mod privacy;
+pub mod retention;
 pub mod server;
 pub mod shutdown;
 pub mod storage;

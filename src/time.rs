@@ -1,6 +1,6 @@
 //! Time as plain Unix seconds, and the one place that reads the clock.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The current Unix time in seconds. Handlers read it once per request and
 /// pass it down; decisions take `now` as a parameter.
@@ -10,17 +10,23 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// A duration in whole seconds as `i64`, the type of Unix times here,
+/// saturating at `i64::MAX` (callers add and subtract with saturating
+/// arithmetic, so a huge configured duration means "never", not overflow).
+pub fn secs(duration: Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
 /// A Unix time as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn http_date(unix: i64) -> String {
-    let secs = u64::try_from(unix).unwrap_or(0);
-    httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs))
+    let seconds = u64::try_from(unix).unwrap_or(0);
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(seconds))
 }
 
 /// Parses an HTTP date into Unix seconds.
 pub fn parse_http_date(text: &str) -> Option<i64> {
     let time = httpdate::parse_http_date(text).ok()?;
-    let secs = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(secs).ok()
+    i64::try_from(time.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()
 }
 
 /// The proleptic Gregorian (year, month, day) in UTC of Unix time `unix`
@@ -86,6 +92,13 @@ mod tests {
                 Some(t - t.rem_euclid(86_400))
             );
         }
+    }
+
+    #[test]
+    fn seconds_saturate() {
+        assert_eq!(secs(Duration::from_millis(1_999)), 1);
+        assert_eq!(secs(Duration::from_secs(86_400)), 86_400);
+        assert_eq!(secs(Duration::MAX), i64::MAX);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use upslot::index::embedded::EmbeddedIndex;
 use upslot::index::postgres::PostgresIndex;
-use upslot::index::{FileRecord, Index, Inserted, OwnerKey, SlotKey};
+use upslot::index::{FileRecord, Index, Inserted, OwnerKey, Scan, SlotKey};
 use upslot::storage::disk::DiskStore;
 use upslot::storage::object::ObjectBlobStore;
 use upslot::storage::{BlobMeta, BlobName, BlobStore, StorageError};
@@ -183,17 +183,17 @@ async fn index_contract(index: Arc<dyn Index>) {
         .await
         .unwrap();
     let due: Vec<SlotKey> = index
-        .expired(100, 10)
+        .scan(Scan::ExpiredBy(100), 10)
         .await
         .unwrap()
         .into_iter()
         .map(|(k, _)| k)
         .collect();
     assert_eq!(due, vec![key(3), key(1)]);
-    assert_eq!(index.expired(100, 1).await.unwrap().len(), 1);
+    assert_eq!(index.scan(Scan::ExpiredBy(100), 1).await.unwrap().len(), 1);
     assert_eq!(index.count_expired(300, 100).await.unwrap(), 3);
     let old: Vec<SlotKey> = index
-        .created_by(10, 10)
+        .scan(Scan::CreatedBy(10), 10)
         .await
         .unwrap()
         .into_iter()
@@ -201,7 +201,7 @@ async fn index_contract(index: Arc<dyn Index>) {
         .collect();
     assert_eq!(old, vec![key(3), key(1)]);
     let mut owned: Vec<SlotKey> = index
-        .owned_by(OwnerKey([1; 32]), 10)
+        .scan(Scan::OwnedBy(OwnerKey([1; 32])), 10)
         .await
         .unwrap()
         .into_iter()
@@ -233,12 +233,12 @@ async fn index_contract(index: Arc<dyn Index>) {
     );
     assert!(
         index
-            .owned_by(OwnerKey([1; 32]), 10)
+            .scan(Scan::OwnedBy(OwnerKey([1; 32])), 10)
             .await
             .unwrap()
             .is_empty()
     );
-    assert_eq!(index.expired(100, 10).await.unwrap().len(), 0);
+    assert_eq!(index.scan(Scan::ExpiredBy(100), 10).await.unwrap().len(), 0);
     let stats = index.stats().await.unwrap();
     assert_eq!((stats.files, stats.bytes, stats.tombstones), (2, 200, 2));
 

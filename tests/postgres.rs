@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use upslot::index::postgres::PostgresIndex;
-use upslot::index::{FileRecord, Index, IndexError, Inserted, OwnerKey, SlotKey};
+use upslot::index::{FileRecord, Index, IndexError, Inserted, Leases, OwnerKey, Scan, SlotKey};
 use upslot::storage::BlobName;
 
 const KEY: [u8; 32] = [7; 32];
@@ -103,7 +103,12 @@ async fn concurrent_removals_count_each_file_once() {
         ),
         (0, 0, 40, None)
     );
-    assert!(a.owned_by(OwnerKey([1; 32]), 100).await.unwrap().is_empty());
+    assert!(
+        a.scan(Scan::OwnedBy(OwnerKey([1; 32])), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Forgetting from both replicas at once forgets each tombstone once.
     let (x, y) = tokio::join!(
         a.forget_tombstones(1_000, 25),

@@ -13,7 +13,7 @@ use upslot_fuzz::{ALL_PROTOCOLS, EraseInput, verifier};
 fuzz_target!(|data: &[u8]| {
     let input = EraseInput::parse(data);
     let verifier = verifier(ALL_PROTOCOLS.to_vec());
-    let result = verifier.authorize_erase(&input.jid, input.timestamp, &input.signature, input.now);
+    let result = verifier.authorize_erase(&input.jid, &input.query(), input.now);
     if result.is_ok() {
         let skew = (i128::from(input.now) - i128::from(input.timestamp)).abs();
         assert!(skew <= i128::from(ERASE_WINDOW_SECS));

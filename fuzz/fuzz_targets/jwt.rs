@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
             content_length,
             content_type: Some(b"text/html"),
         };
-        if let Ok(grant) = verifier.authorize_put(&path, &request, NOW) {
+        if let Ok(grant) = verifier.authorize_put(path.clone(), &request, NOW) {
             assert_eq!(grant.length, claims.filesize);
             assert_eq!(grant.expires, claims.expires);
             assert!(HeaderValue::from_str(&grant.content_type).is_ok());

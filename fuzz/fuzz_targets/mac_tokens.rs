@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let request = input.request();
     let verifier = verifier(input.protocols.clone());
 
-    if let Ok(grant) = verifier.authorize_put(&input.path, &request, input.now) {
+    if let Ok(grant) = verifier.authorize_put(input.path.clone(), &request, input.now) {
         assert!(input.protocols.contains(&grant.protocol));
         match grant.protocol {
             Protocol::V1 | Protocol::V2 | Protocol::Token => {
@@ -30,5 +30,5 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(HeaderValue::from_str(&grant.content_type).is_ok());
     }
-    let _ = verifier.authorize_delete(&input.path, &request.query);
+    let _ = verifier.authorize_delete(input.path.clone(), &request.query);
 });

@@ -18,6 +18,7 @@ use std::str::FromStr;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use upslot::auth::mac::{erase_message, hmac_sha256};
+use upslot::auth::erase::EraseQuery;
 use upslot::auth::{PutRequest, QueryTokens, SlotPath, Verifier};
 use upslot::config::{Protocol, Secret};
 
@@ -185,6 +186,15 @@ pub struct EraseInput<'a> {
 }
 
 impl<'a> EraseInput<'a> {
+    /// The signed parts of the request, as the admin listener reads them
+    /// from its query string.
+    pub fn query(&self) -> EraseQuery<'_> {
+        EraseQuery {
+            timestamp: self.timestamp,
+            signature: &self.signature,
+        }
+    }
+
     /// Reads the fields of `data`.
     pub fn parse(data: &'a [u8]) -> EraseInput<'a> {
         let fields = Fields::parse(data);
@@ -265,13 +275,13 @@ mod tests {
         for data in granted {
             let input = PutInput::parse(data);
             let verifier = verifier(input.protocols.clone());
-            let grant = verifier.authorize_put(&input.path, &input.request(), input.now);
+            let grant = verifier.authorize_put(input.path.clone(), &input.request(), input.now);
             assert!(grant.is_ok(), "{}", String::from_utf8_lossy(data));
         }
         let input = PutInput::parse(seed!("mac_tokens", "metronome_delete"));
-        let delete =
-            verifier(ALL_PROTOCOLS.to_vec()).authorize_delete(&input.path, &input.request().query);
-        assert_eq!(delete, Ok(()));
+        let delete = verifier(ALL_PROTOCOLS.to_vec())
+            .authorize_delete(input.path.clone(), &input.request().query);
+        assert_eq!(delete.map(|grant| grant.path), Ok(input.path));
     }
 
     #[test]
@@ -293,8 +303,7 @@ mod tests {
             let input = EraseInput::parse(data);
             let result = verifier(ALL_PROTOCOLS.to_vec()).authorize_erase(
                 &input.jid,
-                input.timestamp,
-                &input.signature,
+                &input.query(),
                 input.now,
             );
             assert_eq!(result.is_ok(), ok, "{}", String::from_utf8_lossy(data));

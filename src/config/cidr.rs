@@ -1,17 +1,16 @@
-//! Address ranges (`"10.0.0.0/8"`, `"::1/128"`, or a bare address) for `trusted_proxies`.
+//! Address ranges (`"10.0.0.0/8"`, `"::1/128"`, or a bare address) for
+//! `trusted_proxies`, on top of the `ipnet` crate.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 /// An IP network: an address and a prefix length.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     /// Whether `addr` lies inside this network. IPv4-mapped IPv6 addresses
@@ -21,28 +20,8 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
             v4 => v4,
         };
-        match (self.network, addr) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => mask_eq(&net.octets(), &a.octets(), self.prefix),
-            (IpAddr::V6(net), IpAddr::V6(a)) => mask_eq(&net.octets(), &a.octets(), self.prefix),
-            _ => false,
-        }
+        self.0.contains(&addr)
     }
-}
-
-fn mask_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
-    let mut bits = usize::from(prefix);
-    for (x, y) in a.iter().zip(b) {
-        if bits == 0 {
-            return true;
-        }
-        let take = bits.min(8);
-        let mask = !0u8 << (8 - take);
-        if x & mask != y & mask {
-            return false;
-        }
-        bits -= take;
-    }
-    true
 }
 
 impl FromStr for Cidr {
@@ -50,26 +29,19 @@ impl FromStr for Cidr {
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || format!("{text:?} is not a network such as \"10.0.0.0/8\" or \"::1\"");
-        let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix)),
-            None => (text, None),
+        let trimmed = text.trim();
+        let network = if trimmed.contains('/') {
+            trimmed.parse::<IpNet>().map_err(|_| bad())?
+        } else {
+            IpNet::from(trimmed.parse::<IpAddr>().map_err(|_| bad())?)
         };
-        let network: IpAddr = addr.trim().parse().map_err(|_| bad())?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().map_err(|_| bad())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(bad());
-        }
-        Ok(Cidr { network, prefix })
+        Ok(Cidr(network))
     }
 }
 
 impl fmt::Debug for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
+        write!(f, "{}", self.0)
     }
 }
 
@@ -104,6 +76,9 @@ mod tests {
         let all: Cidr = "0.0.0.0/0".parse().unwrap();
         assert!(all.contains(ip("8.8.8.8")));
         assert!(!all.contains(ip("2001:db8::1")));
+        // Host bits after the prefix are ignored, as in every CIDR list.
+        let host_bits: Cidr = "10.1.2.3/8".parse().unwrap();
+        assert!(host_bits.contains(ip("10.200.0.1")));
     }
 
     #[test]
@@ -111,5 +86,6 @@ mod tests {
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("example.org".parse::<Cidr>().is_err());
         assert!("::/129".parse::<Cidr>().is_err());
+        assert!("10.0.0.0/".parse::<Cidr>().is_err());
     }
 }

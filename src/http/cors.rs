@@ -5,9 +5,10 @@
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 use super::body::{self, Body};
+use super::route::PUBLIC_METHODS;
 
-/// Methods a browser may use.
-const ALLOW_METHODS: &str = "GET, HEAD, PUT, OPTIONS";
+/// Methods a browser may use (Metronome's DELETE is server to server).
+const CORS_METHODS: &str = "GET, HEAD, PUT, OPTIONS";
 /// Request headers a browser may send.
 const ALLOW_HEADERS: &str = "Authorization, Content-Type";
 /// Response headers scripts may read.
@@ -57,15 +58,16 @@ impl Cors {
         );
     }
 
-    /// The answer to `OPTIONS`: 204 with what browsers may do.
+    /// The answer to `OPTIONS`: 204 with what the listener serves (`Allow`)
+    /// and what browsers may do.
     pub fn preflight(&self) -> Response<Body> {
         let mut response = Response::new(body::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         let headers = response.headers_mut();
-        headers.insert(header::ALLOW, HeaderValue::from_static(ALLOW_METHODS));
+        headers.insert(header::ALLOW, HeaderValue::from_static(PUBLIC_METHODS));
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOW_METHODS),
+            HeaderValue::from_static(CORS_METHODS),
         );
         headers.insert(
             header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -125,5 +127,6 @@ mod tests {
             "Authorization, Content-Type"
         );
         assert!(headers.contains_key(header::ACCESS_CONTROL_MAX_AGE));
+        assert_eq!(headers[header::ALLOW], PUBLIC_METHODS);
     }
 }

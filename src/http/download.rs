@@ -1,55 +1,56 @@
 //! `GET` and `HEAD`: look the file up, answer conditionals, serve one range
 //! or the whole file as a stream.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
+use super::app::{App, Offload};
 use super::body::{self, Body};
 use super::error::ApiError;
 use super::file_headers;
 use super::range::{self, RangeRequest};
-use crate::app::{App, Offload};
 use crate::auth::SlotPath;
-use crate::index::FileRecord;
-use crate::storage::StorageError;
+use crate::files::LiveFile;
 use crate::time::parse_http_date;
 
-/// Handles a GET (or HEAD, `head`) of `path` at Unix time `now`.
+/// Handles a GET (or HEAD, `head`) of `path` with request `headers` at
+/// Unix time `now`.
 pub(super) async fn get(
-    app: &Arc<App>,
-    parts: &Parts,
+    app: &App,
+    headers: &HeaderMap,
     path: &SlotPath,
     head: bool,
     now: i64,
 ) -> Result<Response<Body>, ApiError> {
-    let key = app.index_key.slot(path);
-    let retention = &app.settings.retention;
-    let record = app.lookup(key).await?.ok_or(ApiError::NotFound)?;
-    // Seconds the file is still served; an expired file is never served.
-    let remaining = retention.expiry_of(&record) - now;
-    if remaining <= 0 {
-        return Err(ApiError::NotFound);
-    }
-    let etag = file_headers::etag(&record);
+    // An expired file is never served, swept or not.
+    let file = app
+        .files
+        .lookup(path, now)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let record = &file.record;
+    let etag = file_headers::etag(record);
 
     let mut response = Response::new(body::empty());
-    file_headers::apply(response.headers_mut(), &record, path.file_name(), remaining);
-    if not_modified(&parts.headers, &etag, record.created) {
+    file_headers::apply(
+        response.headers_mut(),
+        record,
+        path.file_name(),
+        file.remaining,
+    );
+    if not_modified(headers, &etag, record.created) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);
     }
 
-    if !head && let Some(location) = offload(app, &record, path, remaining).await? {
-        return Ok(redirect(location));
+    if !head && let Some(location) = offload(app, &file, path).await? {
+        return redirect(&location);
     }
 
-    let range_header = parts
-        .headers
+    let range_header = headers
         .get(header::RANGE)
-        .filter(|_| if_range_holds(&parts.headers, &etag, record.created))
+        .filter(|_| if_range_holds(headers, &etag, record.created))
         .map(HeaderValue::as_bytes);
     let bytes = match range::parse(range_header, record.size) {
         RangeRequest::Whole => 0..record.size,
@@ -70,36 +71,21 @@ pub(super) async fn get(
         HeaderValue::from(bytes.end - bytes.start),
     );
     if !head && bytes.end > bytes.start {
-        let stream = match app.blobs.read(&record.blob, bytes).await {
-            Ok(stream) => stream,
-            Err(StorageError::NotFound) => {
-                tracing::warn!("index entry without a blob; answering 404");
-                return Err(ApiError::NotFound);
-            }
-            Err(other) => return Err(other.into()),
-        };
-        *response.body_mut() = body::stream(stream);
+        *response.body_mut() = body::stream(app.files.read(record, bytes).await?);
     }
     Ok(response)
 }
 
-/// Where the bytes of `record` (served for `remaining` more seconds) can be
-/// fetched instead of from upslot, if downloads are offloaded. A presigned URL never outlives the file, and
+/// Where the bytes of `file` can be fetched instead of from upslot, if
+/// downloads are offloaded. A presigned URL never outlives the file, and
 /// carries the type, disposition and caching upslot would have sent.
-async fn offload(
-    app: &App,
-    record: &FileRecord,
-    path: &SlotPath,
-    remaining: i64,
-) -> Result<Option<String>, ApiError> {
+async fn offload(app: &App, file: &LiveFile, path: &SlotPath) -> Result<Option<String>, ApiError> {
+    let record = &file.record;
     match &app.settings.offload {
         Offload::None => Ok(None),
         Offload::Cdn { base_url } => Ok(Some(format!("{base_url}{}", record.blob.key()))),
-        Offload::Presigned { ttl } => {
-            let ttl = ttl
-                .as_secs()
-                .min(u64::try_from(remaining).unwrap_or(0))
-                .max(1);
+        Offload::Presigned { ttl, presigner } => {
+            let ttl = ttl.as_secs().min(file.remaining).max(1);
             let disposition =
                 file_headers::content_disposition(&record.content_type, path.file_name());
             let response_headers = [
@@ -110,30 +96,27 @@ async fn offload(
                 ),
                 ("cache-control", format!("private, max-age={ttl}")),
             ];
-            let url = app
-                .blobs
+            let url = presigner
                 .presign(&record.blob, Duration::from_secs(ttl), &response_headers)
                 .await?;
-            Ok(url)
+            Ok(Some(url))
         }
     }
 }
 
 /// A `307 Temporary Redirect` to `location`, which must not be cached
 /// (presigned URLs expire, files are deleted).
-fn redirect(location: String) -> Response<Body> {
+fn redirect(location: &str) -> Result<Response<Body>, ApiError> {
+    let location = HeaderValue::from_str(location).map_err(|_| {
+        tracing::error!("the offload URL is not a valid Location header");
+        ApiError::Internal
+    })?;
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
-    match HeaderValue::from_str(&location) {
-        Ok(value) => {
-            response.headers_mut().insert(header::LOCATION, value);
-        }
-        Err(_) => *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }
 
 /// RFC 9110 §13.2.2: `If-None-Match` decides if present (weak comparison),
@@ -236,6 +219,18 @@ mod tests {
             TIME
         ));
         assert!(!not_modified(&HeaderMap::new(), tag, TIME));
+    }
+
+    #[test]
+    fn redirects_and_the_url_that_cannot_be_one() {
+        let response = redirect("https://cdn.example.org/2026-11-21/4f1c").unwrap();
+        assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        // A 500 with its code, logged as an error: never a bare status.
+        assert!(matches!(
+            redirect("https://cdn.example.org/a\nb"),
+            Err(ApiError::Internal)
+        ));
     }
 
     #[test]

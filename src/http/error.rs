@@ -4,7 +4,9 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{self, Body};
+use super::health::HealthReport;
 use crate::auth::{PathError, TokenError};
+use crate::files::FilesError;
 use crate::index::IndexError;
 use crate::storage::StorageError;
 
@@ -19,7 +21,10 @@ pub enum ApiError {
     NotFound,
     /// The method is not served for this URL.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// The methods that are, for `Allow`.
+        allow: &'static str,
+    },
     /// The slot token was refused.
     #[error("{0}")]
     Token(TokenError),
@@ -56,6 +61,9 @@ pub enum ApiError {
     /// Blob storage or the index cannot be reached.
     #[error("storage unavailable")]
     Unavailable,
+    /// `/health`: a part does not answer. The body names which.
+    #[error("unhealthy")]
+    Unhealthy(HealthReport),
     /// The client address failed too often and is banned for a while.
     #[error("too many failed attempts; retry later")]
     Banned {
@@ -76,7 +84,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Token(TokenError::Missing { bearer: true }) => StatusCode::UNAUTHORIZED,
             ApiError::Token(
                 TokenError::Missing { bearer: false }
@@ -96,7 +104,7 @@ impl ApiError {
             ApiError::SlotTaken | ApiError::SlotUsed => StatusCode::CONFLICT,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable | ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Banned { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -110,7 +118,7 @@ impl ApiError {
                 "bad_path"
             }
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Token(TokenError::Missing { .. }) => "token_missing",
             ApiError::Token(TokenError::Disabled) => "token_family_disabled",
             ApiError::Token(TokenError::Malformed) => "token_malformed",
@@ -129,6 +137,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
             ApiError::Unavailable => "unavailable",
+            ApiError::Unhealthy(_) => "unhealthy",
             ApiError::Banned { .. } => "too_many_failures",
             ApiError::Internal => "internal",
         }
@@ -141,31 +150,31 @@ impl ApiError {
     }
 
     /// The response: a one-line text body `<code>: <message>` (5xx: only
-    /// "internal error" and the request id), plus the headers the status
-    /// requires.
+    /// "internal error" and the request id; `/health`: its JSON report),
+    /// plus the headers the status requires.
     pub fn into_response(self, request_id: u64) -> Response<Body> {
         let status = self.status();
-        let text = if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE {
-            format!("{}: internal error (request {request_id})\n", self.code())
-        } else {
-            format!("{}: {self}\n", self.code())
+        let (text, content_type) = match &self {
+            ApiError::Unhealthy(report) => (report.json(), "application/json"),
+            _ if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE => (
+                format!("{}: internal error (request {request_id})\n", self.code()),
+                "text/plain; charset=utf-8",
+            ),
+            _ => (
+                format!("{}: {self}\n", self.code()),
+                "text/plain; charset=utf-8",
+            ),
         };
         let mut response = Response::new(body::full(text));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         match self {
             ApiError::Token(TokenError::Missing { bearer: true }) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            ApiError::MethodNotAllowed => {
-                headers.insert(
-                    header::ALLOW,
-                    HeaderValue::from_static("GET, HEAD, PUT, DELETE, OPTIONS"),
-                );
+            ApiError::MethodNotAllowed { allow } => {
+                headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
             ApiError::RangeNotSatisfiable { size } => {
                 if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
@@ -209,6 +218,17 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<FilesError> for ApiError {
+    fn from(error: FilesError) -> Self {
+        match error {
+            FilesError::Index(e) => e.into(),
+            FilesError::Storage(e) => e.into(),
+            FilesError::Taken => ApiError::SlotTaken,
+            FilesError::Used => ApiError::SlotUsed,
+        }
+    }
+}
+
 impl From<IndexError> for ApiError {
     fn from(error: IndexError) -> Self {
         tracing::error!(error = %error, "index failed");
@@ -247,7 +267,14 @@ mod tests {
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
         let r = ApiError::RangeNotSatisfiable { size: 42 }.into_response(1);
         assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */42");
-        let r = ApiError::MethodNotAllowed.into_response(1);
-        assert!(r.headers().contains_key(header::ALLOW));
+        let r = ApiError::MethodNotAllowed { allow: "GET" }.into_response(1);
+        assert_eq!(r.headers()[header::ALLOW], "GET");
+        let r = ApiError::Unhealthy(HealthReport {
+            storage: false,
+            index: true,
+        })
+        .into_response(1);
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
     }
 }

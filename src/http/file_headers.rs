@@ -72,7 +72,7 @@ pub fn content_disposition(content_type: &str, file_name: &[u8]) -> HeaderValue 
 /// Sets every header of a `200`/`206`/`304`/`HEAD` answer for `record`
 /// (which stops being served in `remaining` seconds) except the length and
 /// range ones.
-pub fn apply(headers: &mut HeaderMap, record: &FileRecord, file_name: &[u8], remaining: i64) {
+pub fn apply(headers: &mut HeaderMap, record: &FileRecord, file_name: &[u8], remaining: u64) {
     let content_type = HeaderValue::from_str(&record.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     headers.insert(header::CONTENT_TYPE, content_type);
@@ -88,7 +88,6 @@ pub fn apply(headers: &mut HeaderMap, record: &FileRecord, file_name: &[u8], rem
         headers.insert(header::LAST_MODIFIED, value);
     }
     // Caches may keep the file only while it exists.
-    let remaining = remaining.max(0);
     if let Ok(value) = HeaderValue::from_str(&format!("private, max-age={remaining}")) {
         headers.insert(header::CACHE_CONTROL, value);
     }

@@ -1,38 +1,48 @@
 //! `GET /health` on the admin listener: whether storage and the index work.
+//! 200 with the report when both answer, else 503
+//! ([`super::ApiError::Unhealthy`]) with the same report naming the part
+//! that failed.
 
-use std::sync::Arc;
+use crate::files::Files;
 
-use http::{HeaderValue, Response, StatusCode, header};
+/// Which parts answered a health probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthReport {
+    /// Blob storage answered.
+    pub storage: bool,
+    /// The index answered.
+    pub index: bool,
+}
 
-use super::body::{self, Body};
-use crate::app::App;
+impl HealthReport {
+    /// Whether every part answered.
+    pub fn is_healthy(&self) -> bool {
+        self.storage && self.index
+    }
 
-/// Probes blob storage (a tiny write and delete) and the index (a read).
-/// 200 when both answer, 503 otherwise; the body names which part failed.
-pub(super) async fn health(app: &Arc<App>) -> Response<Body> {
-    let storage = app.blobs.check().await;
-    let index = app.index.check().await;
+    /// The report as JSON: `{"status":"ok"|"failed","storage":…,"index":…}`.
+    pub fn json(&self) -> String {
+        let word = |ok: bool| if ok { "ok" } else { "failed" };
+        format!(
+            "{{\"status\":\"{}\",\"storage\":\"{}\",\"index\":\"{}\"}}\n",
+            word(self.is_healthy()),
+            word(self.storage),
+            word(self.index)
+        )
+    }
+}
+
+/// Probes blob storage and the index, logging what failed.
+pub(super) async fn probe(files: &Files) -> HealthReport {
+    let (storage, index) = files.check().await;
     if let Err(error) = &storage {
         tracing::warn!(%error, "health: storage failed");
     }
     if let Err(error) = &index {
         tracing::warn!(%error, "health: index failed");
     }
-    let word = |ok: bool| if ok { "ok" } else { "failed" };
-    let healthy = storage.is_ok() && index.is_ok();
-    let text = format!(
-        "{{\"status\":\"{}\",\"storage\":\"{}\",\"index\":\"{}\"}}\n",
-        word(healthy),
-        word(storage.is_ok()),
-        word(index.is_ok())
-    );
-    let mut response = Response::new(body::full(text));
-    if !healthy {
-        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    HealthReport {
+        storage: storage.is_ok(),
+        index: index.is_ok(),
     }
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -1,11 +1,15 @@
-//! HTTP: routing, handlers, and the headers every response carries.
+//! HTTP: one request's life, and the state its handlers share ([`App`]).
 //!
 //! [`serve_public`] is the whole life of one request on the public
-//! listener: give it an id, route it, run its handler, turn any
-//! [`ApiError`] into a response, add CORS and security headers, and write
-//! one log line (no path, no token, no address unless configured).
+//! listener: give it an id, check the ban list, route it ([`route`]),
+//! authorise it ([`crate::auth`], giving the handler a typed grant), run
+//! its handler, turn any [`ApiError`] into a response (in [`error`], the
+//! one place that maps failures to statuses), add CORS and security
+//! headers, and write one log line (no path, no token, no address unless
+//! configured). [`serve_admin`] does the same for the admin listener.
 
 mod admin;
+mod app;
 pub mod body;
 pub mod cors;
 mod delete;
@@ -16,6 +20,9 @@ mod health;
 pub mod range;
 pub mod route;
 mod upload;
+
+pub use app::{App, Offload, Settings};
+pub use health::HealthReport;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,7 +36,7 @@ use tracing::Instrument as _;
 use self::body::Body;
 pub use self::error::ApiError;
 use self::route::Route;
-use crate::app::App;
+use crate::auth::{PutRequest, QueryTokens};
 use crate::privacy;
 use crate::privacy::attempts::Failure;
 
@@ -48,7 +55,7 @@ pub async fn serve_public(
 
     let result = match app.attempts.banned(client, now) {
         Some(retry_after) => {
-            app.metrics.record_banned_request();
+            app.attempts.record_refusal();
             Err(ApiError::Banned { retry_after })
         }
         None => {
@@ -102,17 +109,17 @@ pub async fn serve_public(
 
 /// Remembers a failed attempt by `client` (in memory only).
 fn count_failure(app: &App, client: std::net::IpAddr, now: i64) {
-    app.metrics.record_failed_attempt();
     if app.attempts.record_failure(client, now) == Failure::Banned {
-        app.metrics.record_ban();
         tracing::warn!(
             client.ip = privacy::loggable(client, app.settings.log_client_ip),
-            ban_s = app.settings.ban_policy.ban.as_secs(),
+            ban_s = app.attempts.ban_duration().as_secs(),
             "client banned after repeated failed attempts"
         );
     }
 }
 
+/// Route, authorise, handle: every handler that changes something gets a
+/// grant, never the raw request head.
 async fn dispatch(
     app: &Arc<App>,
     request: Request<Incoming>,
@@ -123,24 +130,45 @@ async fn dispatch(
         request.uri().path(),
         &app.settings.base_path,
     )?;
+    let (parts, body) = request.into_parts();
     match route {
         Route::Preflight => Ok(app.settings.cors.preflight()),
         Route::Download { path, head } => {
-            let (parts, _) = request.into_parts();
-            download::get(app, &parts, &path, head, now).await
+            download::get(app, &parts.headers, &path, head, now).await
         }
-        Route::Upload(path) => upload::put(app, request, path, now).await,
-        Route::Delete(path) => delete::delete(app, request.uri().query(), &path, now).await,
+        Route::Upload(path) => {
+            // hyper knows the exact length from Content-Length (or 0 for a
+            // request with neither Content-Length nor chunked encoding).
+            let length = hyper::body::Body::size_hint(&body).exact();
+            let request = PutRequest::of(&parts.headers, parts.uri.query(), length);
+            let grant = app.verifier.authorize_put(path, &request, now)?;
+            upload::put(app, grant, body, now).await
+        }
+        Route::Delete(path) => {
+            let query = QueryTokens::parse(parts.uri.query());
+            let grant = app.verifier.authorize_delete(path, &query)?;
+            delete::delete(app, grant, now).await
+        }
     }
 }
 
-/// Serves one request on the admin listener (see [`admin`]).
+/// Serves one request on the admin listener (see [`admin`]); refusals and
+/// failures are logged with their code, never with the path (it may hold a
+/// JID).
 pub async fn serve_admin(
     app: Arc<App>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let request_id = app.request_id();
     let uri = request.uri();
-    let response = admin::route(&app, request.method(), uri.path(), uri.query(), request_id).await;
-    Ok(response)
+    let result = admin::serve(&app, request.method(), uri.path(), uri.query()).await;
+    Ok(result.unwrap_or_else(|error| {
+        tracing::warn!(
+            request_id,
+            status = error.status().as_u16(),
+            error.code = error.code(),
+            "admin request refused"
+        );
+        error.into_response(request_id)
+    }))
 }

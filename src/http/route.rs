@@ -1,10 +1,14 @@
-//! Turns a request's method and path into a typed [`Route`] before anything
-//! else looks at it.
+//! Turns a request's method and path into a typed [`Route`] (public
+//! listener) or [`AdminRoute`] (admin listener) before anything else looks
+//! at it. The methods each path allows are listed here, once.
 
 use http::Method;
 
 use super::error::ApiError;
-use crate::auth::SlotPath;
+use crate::auth::{PathError, SlotPath};
+
+/// The methods the public listener serves, for `Allow`.
+pub const PUBLIC_METHODS: &str = "GET, HEAD, PUT, DELETE, OPTIONS";
 
 /// What a request on the public listener asks for.
 #[derive(Debug)]
@@ -45,7 +49,9 @@ pub fn route(method: &Method, path: &str, base_path: &str) -> Result<Route, ApiE
         }),
         Method::PUT => Ok(Route::Upload(slot_path(wire)?)),
         Method::DELETE => Ok(Route::Delete(slot_path(wire)?)),
-        _ => Err(ApiError::MethodNotAllowed),
+        _ => Err(ApiError::MethodNotAllowed {
+            allow: PUBLIC_METHODS,
+        }),
     }
 }
 
@@ -53,9 +59,72 @@ pub fn route(method: &Method, path: &str, base_path: &str) -> Result<Route, ApiE
 /// (`/`, `/favicon.ico`, `/robots.txt`); too-long paths keep their 414.
 fn not_found_for_reads(error: ApiError) -> ApiError {
     match error {
-        ApiError::BadPath(crate::auth::PathError::TooLong) => error,
+        ApiError::BadPath(PathError::TooLong) => error,
         _ => ApiError::NotFound,
     }
+}
+
+/// What a request on the admin listener asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AdminRoute {
+    /// `GET /health` (or `HEAD`): storage and index reachability.
+    Health,
+    /// `GET /metrics`: Prometheus text.
+    Metrics,
+    /// `GET /stats`: counts, bytes and an age histogram.
+    Stats,
+    /// `GET /sweep`: what a pass would delete now.
+    SweepPreview,
+    /// `POST /sweep`: run a pass now.
+    Sweep,
+    /// `DELETE /owners/{jid}`: erase every file of an account.
+    Erase {
+        /// The JID as sent (percent-decoded, resource and all): the text
+        /// the request is signed over.
+        jid: String,
+    },
+}
+
+/// Routes `method` on `path` of the admin listener.
+pub fn route_admin(method: &Method, path: &str) -> Result<AdminRoute, ApiError> {
+    if let Some(wire) = path.strip_prefix("/owners/") {
+        return match *method {
+            Method::DELETE => Ok(AdminRoute::Erase {
+                jid: decode_jid(wire)?,
+            }),
+            _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
+        };
+    }
+    let (allow, route) = match path {
+        "/health" => ("GET, HEAD", AdminRoute::Health),
+        "/metrics" => ("GET", AdminRoute::Metrics),
+        "/stats" => ("GET", AdminRoute::Stats),
+        "/sweep" if *method == Method::POST => return Ok(AdminRoute::Sweep),
+        "/sweep" => ("GET, POST", AdminRoute::SweepPreview),
+        _ => return Err(ApiError::NotFound),
+    };
+    let head_allowed = route == AdminRoute::Health && *method == Method::HEAD;
+    if *method == Method::GET || head_allowed {
+        Ok(route)
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    }
+}
+
+/// The JID of `/owners/{jid}`: percent-decoded once, UTF-8, with a
+/// non-empty bare part and no control characters. A resource (`/…`, raw or
+/// as `%2F`) is allowed: it is signed with the rest and ignored afterwards.
+fn decode_jid(wire: &str) -> Result<String, ApiError> {
+    let jid = percent_encoding::percent_decode_str(wire)
+        .decode_utf8()
+        .map_err(|_| ApiError::BadPath(PathError::BadEscape))?;
+    if jid.chars().any(char::is_control) {
+        return Err(ApiError::BadPath(PathError::Control));
+    }
+    if jid.split('/').next().is_none_or(str::is_empty) {
+        return Err(ApiError::BadPath(PathError::Shape));
+    }
+    Ok(jid.into_owned())
 }
 
 #[cfg(test)]
@@ -106,7 +175,9 @@ mod tests {
         ));
         assert!(matches!(
             route(&Method::POST, "/abc/x", "/"),
-            Err(ApiError::MethodNotAllowed)
+            Err(ApiError::MethodNotAllowed {
+                allow: PUBLIC_METHODS
+            })
         ));
         let long = format!("/a/{}", "x".repeat(5000));
         assert_eq!(
@@ -116,5 +187,59 @@ mod tests {
                 .as_u16(),
             414
         );
+    }
+
+    #[test]
+    fn admin_routes() {
+        let admin = |method: Method, path: &str| route_admin(&method, path);
+        assert_eq!(admin(Method::GET, "/health").unwrap(), AdminRoute::Health);
+        assert_eq!(admin(Method::HEAD, "/health").unwrap(), AdminRoute::Health);
+        assert_eq!(admin(Method::GET, "/metrics").unwrap(), AdminRoute::Metrics);
+        assert_eq!(admin(Method::GET, "/stats").unwrap(), AdminRoute::Stats);
+        assert_eq!(
+            admin(Method::GET, "/sweep").unwrap(),
+            AdminRoute::SweepPreview
+        );
+        assert_eq!(admin(Method::POST, "/sweep").unwrap(), AdminRoute::Sweep);
+        assert_eq!(
+            admin(Method::DELETE, "/owners/alice%40example.org%2Fphone").unwrap(),
+            AdminRoute::Erase {
+                jid: "alice@example.org/phone".into()
+            }
+        );
+        assert_eq!(
+            admin(Method::DELETE, "/owners/alice@example.org/phone").unwrap(),
+            AdminRoute::Erase {
+                jid: "alice@example.org/phone".into()
+            }
+        );
+        assert!(matches!(
+            admin(Method::GET, "/nothing"),
+            Err(ApiError::NotFound)
+        ));
+        // Each path says which methods it takes.
+        assert!(matches!(
+            admin(Method::DELETE, "/metrics"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        ));
+        assert!(matches!(
+            admin(Method::PUT, "/sweep"),
+            Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
+        ));
+        assert!(matches!(
+            admin(Method::GET, "/owners/a@b"),
+            Err(ApiError::MethodNotAllowed { allow: "DELETE" })
+        ));
+        for bad in [
+            "/owners/",
+            "/owners/%2Fphone",
+            "/owners/a%00b",
+            "/owners/%ff",
+        ] {
+            assert!(
+                matches!(admin(Method::DELETE, bad), Err(ApiError::BadPath(_))),
+                "{bad}"
+            );
+        }
     }
 }

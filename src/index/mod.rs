@@ -6,8 +6,8 @@
 //! sweeper and erasure work without scanning everything.
 //!
 //! Two implementations: [`embedded`] (a redb file that one process opens)
-//! and [`postgres`] (a database several replicas share, with leases so that
-//! one of them sweeps at a time).
+//! and [`postgres`] (a database several replicas share; it also keeps the
+//! [`Leases`] that let one of them sweep at a time).
 
 pub mod embedded;
 pub mod postgres;
@@ -80,7 +80,7 @@ impl IndexKey {
     pub fn owner(&self, uploader: &Uploader) -> OwnerKey {
         use sha1::Digest as _;
         let sha1_hex = match uploader {
-            Uploader::Jid(jid) => hex::encode(sha1::Sha1::digest(jid.as_bytes())),
+            Uploader::Jid(jid) => hex::encode(sha1::Sha1::digest(jid.as_str().as_bytes())),
             Uploader::Sha1Hex(hex) => hex.to_ascii_lowercase(),
         };
         let mut message = b"owner\0".to_vec();
@@ -120,6 +120,19 @@ pub struct IndexStats {
     pub tombstones: u64,
 }
 
+/// An ordered walk over live records, for [`Index::scan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// Records with `expires_at <= until`, earliest expiry first (the
+    /// sweeper).
+    ExpiredBy(i64),
+    /// Records created at or before `until`, oldest first (the
+    /// `retention.max` ceiling, which applies whatever `expires_at` says).
+    CreatedBy(i64),
+    /// Records uploaded by an owner, in key order (account erasure).
+    OwnedBy(OwnerKey),
+}
+
 /// File metadata storage.
 ///
 /// Every operation costs in proportion to what it returns or changes,
@@ -147,29 +160,15 @@ pub trait Index: Send + Sync + 'static {
         deleted_at: i64,
     ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
 
-    /// Up to `limit` records with `expires_at <= now`, earliest first.
-    async fn expired(
+    /// Up to `limit` records in the order `scan` names.
+    async fn scan(
         &self,
-        now: i64,
+        scan: Scan,
         limit: usize,
     ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
 
-    /// Up to `limit` records created at or before `until`, oldest first (for
-    /// the `retention.max` ceiling, which applies whatever `expires_at` says).
-    async fn created_by(
-        &self,
-        until: i64,
-        limit: usize,
-    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
-
-    /// Up to `limit` records uploaded by `owner`.
-    async fn owned_by(
-        &self,
-        owner: OwnerKey,
-        limit: usize,
-    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError>;
-
-    /// How many records have `expires_at <= before`, counting at most `limit`.
+    /// How many records have `expires_at <= before`, counting at most
+    /// `limit` (cheaper than a [`Scan::ExpiredBy`]: nothing is decoded).
     async fn count_expired(&self, before: i64, limit: usize) -> Result<usize, IndexError>;
 
     /// Forgets up to `limit` tombstones dated before `before`; returns how many.
@@ -184,12 +183,17 @@ pub trait Index: Send + Sync + 'static {
 
     /// Whether the index can be read and written, for `/health`.
     async fn check(&self) -> Result<(), IndexError>;
+}
 
-    /// Tries to hold the lease `name` for `holder` for `ttl` from now: takes it when free or
-    /// expired, renews it when `holder` already has it; `false` when another holder has it.
-    /// Replicas sharing an index use it so that only one sweeps at a time; an index that only
-    /// one process can open always grants it. No default: an index shared by several
-    /// processes that forgot it would let them all sweep at once.
+/// Named leases with one holder at a time, for an index that several
+/// processes share: replicas take the sweeper lease so that one of them
+/// sweeps at a time. An index that only one process can open (redb locks
+/// its file) has no leases; its one process always sweeps.
+#[async_trait]
+pub trait Leases: Send + Sync + 'static {
+    /// Tries to hold the lease `name` for `holder` for `ttl` from now:
+    /// takes it when free or expired, renews it when `holder` already has
+    /// it; `false` when another holder has it.
     async fn lease(
         &self,
         name: &str,
@@ -197,13 +201,15 @@ pub trait Index: Send + Sync + 'static {
         ttl: std::time::Duration,
     ) -> Result<bool, IndexError>;
 
-    /// Gives the lease `name` up if `holder` has it (so another replica can take it at once).
+    /// Gives the lease `name` up if `holder` has it (so another replica can
+    /// take it at once).
     async fn release(&self, name: &str, holder: &str) -> Result<(), IndexError>;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::BareJid;
 
     #[test]
     fn keys_depend_on_the_index_key_and_input() {
@@ -220,7 +226,7 @@ mod tests {
     fn jid_and_ejabberd_hash_give_one_owner() {
         let key = IndexKey::new([7; 32]);
         // sha1("romeo@montague.tld")
-        let jid = Uploader::Jid("romeo@montague.tld".into());
+        let jid = Uploader::Jid(BareJid::of("romeo@montague.tld"));
         use sha1::Digest as _;
         let hex = hex::encode(sha1::Sha1::digest(b"romeo@montague.tld"));
         assert_eq!(
@@ -229,7 +235,7 @@ mod tests {
         );
         assert_ne!(
             key.owner(&jid),
-            key.owner(&Uploader::Jid("juliet@capulet.lit".into()))
+            key.owner(&Uploader::Jid(BareJid::of("juliet@capulet.lit")))
         );
     }
 }

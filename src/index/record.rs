@@ -24,11 +24,6 @@ pub struct FileRecord {
 const VERSION: u8 = 1;
 
 impl FileRecord {
-    /// Whether the file may no longer be served at `now`.
-    pub fn is_expired(&self, now: i64) -> bool {
-        now >= self.expires_at
-    }
-
     /// `version | created | expires_at | size | owner? | blob | content type`,
     /// integers big-endian, strings length-prefixed (u16).
     pub fn encode(&self) -> Vec<u8> {
@@ -131,13 +126,6 @@ mod tests {
             let record = record(owner);
             assert_eq!(FileRecord::decode(&record.encode()).unwrap(), record);
         }
-    }
-
-    #[test]
-    fn expiry_boundary() {
-        let record = record(None);
-        assert!(!record.is_expired(record.expires_at - 1));
-        assert!(record.is_expired(record.expires_at));
     }
 
     #[test]

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use moka::Expiry;
 use moka::sync::Cache;
 
+use crate::metrics::{Counter, Exposition};
+use crate::time::secs;
+
 /// The longest an address may be remembered.
 pub const MAX_MEMORY: Duration = Duration::from_secs(6 * 3_600);
 
@@ -80,10 +83,13 @@ impl Expiry<Client, Record> for ExpireFromFirstFailure {
     }
 }
 
-/// The in-memory record of failed attempts.
+/// The in-memory record of failed attempts, and counters of what it did.
 pub struct FailedAttempts {
     policy: BanPolicy,
     records: Cache<Client, Record>,
+    failures: Counter,
+    bans: Counter,
+    refused: Counter,
 }
 
 /// Outcome of [`FailedAttempts::record_failure`].
@@ -103,18 +109,25 @@ impl FailedAttempts {
             .max_capacity(policy.max_addresses)
             .expire_after(ExpireFromFirstFailure(policy.memory))
             .build();
-        FailedAttempts { policy, records }
+        FailedAttempts {
+            policy,
+            records,
+            failures: Counter::default(),
+            bans: Counter::default(),
+            refused: Counter::default(),
+        }
     }
 
-    fn secs(duration: Duration) -> i64 {
-        i64::try_from(duration.as_secs()).unwrap_or(i64::MAX / 4)
+    /// How long a ban lasts.
+    pub fn ban_duration(&self) -> Duration {
+        self.policy.ban
     }
 
     /// The record of `client` as of `now`, if still remembered.
     fn current(&self, client: &Client, now: i64) -> Option<Record> {
         self.records
             .get(client)
-            .filter(|record| now - record.first_seen < Self::secs(self.policy.memory))
+            .filter(|record| now.saturating_sub(record.first_seen) < secs(self.policy.memory))
     }
 
     /// If `ip` is banned at `now`, the seconds until the ban ends.
@@ -123,17 +136,23 @@ impl FailedAttempts {
         (record.banned_until > now).then(|| u64::try_from(record.banned_until - now).unwrap_or(1))
     }
 
+    /// Counts a request refused because its address is banned.
+    pub fn record_refusal(&self) {
+        self.refused.inc();
+    }
+
     /// Counts a failed attempt by `ip` at `now`.
     pub fn record_failure(&self, ip: IpAddr, now: i64) -> Failure {
+        self.failures.inc();
         let client = Client::of(ip);
-        let window = Self::secs(self.policy.window);
+        let window = secs(self.policy.window);
         let mut record = self.current(&client, now).unwrap_or(Record {
             first_seen: now,
             window_start: now,
             failures: 0,
             banned_until: 0,
         });
-        if now - record.window_start >= window {
+        if now.saturating_sub(record.window_start) >= window {
             record.window_start = now;
             record.failures = 0;
         }
@@ -141,16 +160,17 @@ impl FailedAttempts {
         let newly_banned = record.failures >= self.policy.threshold && record.banned_until <= now;
         if newly_banned {
             // A ban never outlasts the memory of the address.
-            let forget_at = record.first_seen + Self::secs(self.policy.memory);
-            record.banned_until = (now + Self::secs(self.policy.ban)).min(forget_at);
+            let forget_at = record.first_seen.saturating_add(secs(self.policy.memory));
+            record.banned_until = now.saturating_add(secs(self.policy.ban)).min(forget_at);
         }
-        if now - record.first_seen >= Self::secs(self.policy.memory) {
+        if now.saturating_sub(record.first_seen) >= secs(self.policy.memory) {
             // Past the memory window (possible only with a test clock):
             // a fresh record replaces the old one.
             self.records.invalidate(&client);
         }
         self.records.insert(client, record);
         if newly_banned {
+            self.bans.inc();
             Failure::Banned
         } else {
             Failure::Counted
@@ -161,6 +181,30 @@ impl FailedAttempts {
     pub fn remembered(&self) -> u64 {
         self.records.run_pending_tasks();
         self.records.entry_count()
+    }
+
+    /// Writes the failed-attempt metrics into `out`.
+    pub fn expose(&self, out: &mut Exposition) {
+        out.counter(
+            "upslot_failed_attempts_total",
+            "Requests refused for a missing, invalid or expired token.",
+            self.failures.get(),
+        );
+        out.counter(
+            "upslot_bans_total",
+            "Client addresses banned after repeated failed attempts.",
+            self.bans.get(),
+        );
+        out.counter(
+            "upslot_banned_requests_total",
+            "Requests answered 429 because their address was banned.",
+            self.refused.get(),
+        );
+        out.gauge(
+            "upslot_remembered_addresses",
+            "Addresses (IPv6: /64s) with failed attempts held in memory (never written anywhere).",
+            self.remembered(),
+        );
     }
 }
 

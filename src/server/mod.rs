@@ -20,8 +20,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::App;
 use crate::http;
+use crate::http::App;
 
 /// Limits applied at the edge, before any handler runs.
 #[derive(Debug, Clone)]

@@ -24,7 +24,9 @@ use bytes::Bytes;
 use bytes::BytesMut;
 use tokio::task::JoinHandle;
 
-use super::{BlobMeta, BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
+use super::{
+    AbandonedUploads, BlobMeta, BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day,
+};
 
 /// Bytes buffered before a write reaches the file. Bounds the memory of
 /// one upload.
@@ -198,17 +200,10 @@ impl BlobStore for DiskStore {
         })
         .await
     }
+}
 
-    async fn presign(
-        &self,
-        _name: &BlobName,
-        _ttl: std::time::Duration,
-        _response_headers: &[(&str, String)],
-    ) -> Result<Option<String>, StorageError> {
-        // Files on disk are served by upslot only.
-        Ok(None)
-    }
-
+#[async_trait]
+impl AbandonedUploads for DiskStore {
     async fn remove_abandoned(&self, before: i64) -> Result<u64, StorageError> {
         let tmp = self.tmp.clone();
         let before = std::time::UNIX_EPOCH

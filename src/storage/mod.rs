@@ -133,17 +133,6 @@ pub trait BlobStore: Send + Sync + 'static {
         outcomes
     }
 
-    /// A URL that serves blob `name` for `ttl` without upslot, with the
-    /// given response headers (`content-type`, `content-disposition`,
-    /// `cache-control`) folded into its signature; `None` when the store
-    /// cannot sign URLs.
-    async fn presign(
-        &self,
-        name: &BlobName,
-        ttl: Duration,
-        response_headers: &[(&str, String)],
-    ) -> Result<Option<String>, StorageError>;
-
     /// Whether the store is reachable and writable, for `/health`.
     async fn check(&self) -> Result<(), StorageError>;
 
@@ -153,9 +142,30 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Deletes every blob under the day prefix `day`; returns how many.
     async fn delete_day(&self, day: &str) -> Result<u64, StorageError>;
+}
 
-    /// Removes uploads that were started before Unix time `before` and never
-    /// completed (left by a crash); returns how many.
+/// A store that can hand out URLs serving a blob without upslot (S3's
+/// presigned URLs), for download offload.
+#[async_trait]
+pub trait Presign: Send + Sync + 'static {
+    /// A URL that serves blob `name` for `ttl`, with the given response
+    /// headers (`content-type`, `content-disposition`, `cache-control`)
+    /// folded into its signature.
+    async fn presign(
+        &self,
+        name: &BlobName,
+        ttl: Duration,
+        response_headers: &[(&str, String)],
+    ) -> Result<String, StorageError>;
+}
+
+/// A store whose interrupted uploads can outlive a crash as leftovers it
+/// can find (temporary files on disk). Object stores cannot list their
+/// incomplete multipart uploads; a bucket lifecycle rule removes those.
+#[async_trait]
+pub trait AbandonedUploads: Send + Sync + 'static {
+    /// Removes uploads that were started before Unix time `before` and
+    /// never completed; returns how many.
     async fn remove_abandoned(&self, before: i64) -> Result<u64, StorageError>;
 }
 

@@ -12,6 +12,8 @@
 //! up to 1,000 keys per request on S3).
 
 mod budget;
+mod connect;
+mod presign;
 mod read;
 mod write;
 
@@ -19,31 +21,20 @@ use std::collections::HashSet;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::aws::AmazonS3Builder;
-use object_store::azure::MicrosoftAzureBuilder;
-use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path;
-use object_store::signer::{SignedUrlOptions, Signer};
-use object_store::{
-    Attribute, Attributes, ClientConfigKey, ClientOptions, ObjectStore, ObjectStoreExt as _,
-    RetryConfig,
-};
+use object_store::signer::Signer;
+use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt as _};
 
 use self::budget::PartBudget;
 use self::read::Source;
 use self::write::ObjectWriter;
+
+pub use self::presign::ObjectPresigner;
 use super::{BlobMeta, BlobName, BlobStore, BlobStream, BlobWriter, StorageError, is_day};
-use crate::config::{S3Config, Secret};
-
-/// The smallest part S3 accepts (every part but the last).
-pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
-
-/// The largest part S3 accepts.
-pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+use crate::config::{MIN_PART_SIZE, S3Config};
 
 /// Keys per bulk delete request (S3's DeleteObjects takes at most 1,000).
 const DELETE_BATCH: usize = 1000;
@@ -106,75 +97,12 @@ impl ObjectBlobStore {
         }
     }
 
-    /// Connects to the S3 bucket `config` names (credentials: `config`,
-    /// then the usual AWS environment variables and instance roles).
-    /// Nothing is sent yet: `/health` and the first request tell whether
-    /// the bucket answers.
-    pub fn s3(
-        config: &S3Config,
-        secret_access_key: Option<Secret>,
-    ) -> Result<ObjectBlobStore, object_store::Error> {
-        install_crypto_provider();
-        // Client options first: they include `allow_http`, which
-        // `with_client_options` would reset.
-        let mut builder = AmazonS3Builder::from_env()
-            .with_client_options(client_options())
-            .with_bucket_name(&config.bucket)
-            .with_allow_http(config.allow_http)
-            .with_virtual_hosted_style_request(config.virtual_hosted_style)
-            .with_retry(retry());
-        if !config.endpoint.is_empty() {
-            builder = builder.with_endpoint(&config.endpoint);
-        }
-        if !config.region.is_empty() {
-            builder = builder.with_region(&config.region);
-        }
-        if !config.access_key_id.is_empty() {
-            builder = builder.with_access_key_id(&config.access_key_id);
-        }
-        if let Some(secret) = secret_access_key {
-            builder =
-                builder.with_secret_access_key(String::from_utf8_lossy(secret.expose()).as_ref());
-        }
-        let store = Arc::new(builder.build()?);
-        let signer: Arc<dyn Signer> = Arc::clone(&store) as _;
-        Ok(ObjectBlobStore::new(
-            store,
-            Some(signer),
-            &config.prefix,
-            Transfers::of(config),
-        ))
-    }
-
-    /// Connects to Google Cloud Storage or Azure Blob Storage at `url`
-    /// (`gs://bucket[/prefix]`, `az://container[/prefix]`), credentials
-    /// from the environment.
-    pub fn cloud(url: &str, transfers: Transfers) -> Result<ObjectBlobStore, object_store::Error> {
-        install_crypto_provider();
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let store: Arc<dyn ObjectStore> = match scheme {
-            "gs" => Arc::new(
-                GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
-                    .with_retry(retry())
-                    .with_client_options(client_options())
-                    .build()?,
-            ),
-            "az" => Arc::new(
-                MicrosoftAzureBuilder::from_env()
-                    .with_container_name(bucket)
-                    .with_retry(retry())
-                    .with_client_options(client_options())
-                    .build()?,
-            ),
-            _ => {
-                return Err(object_store::Error::NotSupported {
-                    source: "storage.url must start with gs:// or az://".into(),
-                });
-            }
-        };
-        Ok(ObjectBlobStore::new(store, None, prefix, transfers))
+    /// The presigner of this store's objects, if it can sign URLs (S3).
+    pub fn presigner(&self) -> Option<ObjectPresigner> {
+        self.signer.as_ref().map(|signer| ObjectPresigner {
+            signer: Arc::clone(signer),
+            prefix: self.prefix.clone(),
+        })
     }
 
     fn path(&self, name: &BlobName) -> Path {
@@ -182,10 +110,7 @@ impl ObjectBlobStore {
     }
 
     fn under(&self, relative: &str) -> Path {
-        match &self.prefix {
-            Some(prefix) => Path::from(format!("{prefix}/{relative}")),
-            None => Path::from(relative),
-        }
+        key(self.prefix.as_ref(), relative)
     }
 
     /// Deletes the objects at `paths`; returns the paths that are gone
@@ -212,32 +137,12 @@ impl ObjectBlobStore {
     }
 }
 
-/// Makes ring rustls's process-wide default. The HTTP client object_store
-/// uses builds its TLS settings from that default, and with two providers
-/// compiled in (ring for upslot's listeners, aws-lc-rs pulled in by
-/// object_store) there is none until one is chosen. Choosing twice is fine.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Few, quick retries: when the store is down, uploads should get 503 in
-/// seconds rather than wait minutes.
-fn retry() -> RetryConfig {
-    RetryConfig {
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
-        ..RetryConfig::default()
+/// The object key of `relative` below `prefix`.
+fn key(prefix: Option<&Path>, relative: &str) -> Path {
+    match prefix {
+        Some(prefix) => Path::from(format!("{prefix}/{relative}")),
+        None => Path::from(relative),
     }
-}
-
-/// Connect and read timeouts, but no overall request timeout: a download
-/// to a slow client may stream for a long time. Uploads also time out per
-/// part.
-fn client_options() -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_config(ClientConfigKey::ReadTimeout, "60s")
-        .with_timeout_disabled()
 }
 
 /// Maps an `object_store` error: missing objects are [`StorageError::NotFound`],
@@ -363,33 +268,5 @@ impl BlobStore for ObjectBlobStore {
             }
         }
         Ok(deleted)
-    }
-
-    async fn remove_abandoned(&self, _before: i64) -> Result<u64, StorageError> {
-        // Incomplete multipart uploads cannot be listed through object_store;
-        // writers abort their own, and the bucket's lifecycle rule removes
-        // those of a killed process (see the module documentation).
-        Ok(0)
-    }
-
-    async fn presign(
-        &self,
-        name: &BlobName,
-        ttl: Duration,
-        response_headers: &[(&str, String)],
-    ) -> Result<Option<String>, StorageError> {
-        let Some(signer) = &self.signer else {
-            return Ok(None);
-        };
-        let options = SignedUrlOptions::default().with_query(
-            response_headers
-                .iter()
-                .map(|(name, value)| (format!("response-{name}"), value.clone())),
-        );
-        let url = signer
-            .signed_url_opts(http::Method::GET, &self.path(name), ttl, &options)
-            .await
-            .map_err(storage_error)?;
-        Ok(Some(url.to_string()))
     }
 }

@@ -12,18 +12,18 @@
 //!   transactions as the rows they count, and the schema version.
 //!
 //! Every write transaction commits durably (fsync) before returning. redb
-//! calls block, so they run on tokio's blocking pool.
+//! calls block, so they run on tokio's blocking pool. What a write does to
+//! the tables is in `write`; this file opens, reads and runs transactions.
+
+mod write;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
-    WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{FileRecord, Index, IndexError, IndexStats, Inserted, OwnerKey, SlotKey};
+use super::{FileRecord, Index, IndexError, IndexStats, Inserted, Scan, SlotKey};
 
 type Key = [u8; 32];
 
@@ -103,7 +103,7 @@ impl EmbeddedIndex {
         let txn = self.db.begin_write().map_err(unavailable)?;
         let mut stored = 0;
         for (key, record) in records {
-            if insert_in(&txn, *key, record)? == Inserted::Created {
+            if write::insert_in(&txn, *key, record)? == Inserted::Created {
                 stored += 1;
             }
         }
@@ -126,57 +126,6 @@ fn records_of(
         }
     }
     Ok(out)
-}
-
-/// Adds `delta` to the counter `name`.
-fn bump(meta: &mut Table<'_, &str, u64>, name: &str, delta: i64) -> Result<(), IndexError> {
-    let current = meta
-        .get(name)
-        .map_err(unavailable)?
-        .map_or(0, |v| v.value());
-    let next = current.saturating_add_signed(delta);
-    meta.insert(name, &next).map_err(unavailable)?;
-    Ok(())
-}
-
-fn insert_in(
-    txn: &WriteTransaction,
-    key: SlotKey,
-    record: &FileRecord,
-) -> Result<Inserted, IndexError> {
-    let mut files = txn.open_table(FILES).map_err(unavailable)?;
-    if files.get(&key.0).map_err(unavailable)?.is_some() {
-        return Ok(Inserted::Exists);
-    }
-    let tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
-    if tombstones.get(&key.0).map_err(unavailable)?.is_some() {
-        return Ok(Inserted::Gone);
-    }
-    files
-        .insert(&key.0, record.encode().as_slice())
-        .map_err(unavailable)?;
-    txn.open_table(BY_EXPIRY)
-        .map_err(unavailable)?
-        .insert(&(record.expires_at, key.0), &())
-        .map_err(unavailable)?;
-    txn.open_table(BY_CREATED)
-        .map_err(unavailable)?
-        .insert(&(record.created, key.0), &())
-        .map_err(unavailable)?;
-    if let Some(owner) = record.owner {
-        txn.open_table(BY_OWNER)
-            .map_err(unavailable)?
-            .insert(&(owner.0, key.0), &())
-            .map_err(unavailable)?;
-    }
-    let mut meta = txn.open_table(META).map_err(unavailable)?;
-    bump(&mut meta, "files", 1)?;
-    bump(
-        &mut meta,
-        "bytes",
-        i64::try_from(record.size).unwrap_or(i64::MAX),
-    )?;
-    Ok(Inserted::Created)
 }
 
 #[async_trait]
@@ -208,7 +157,7 @@ impl Index for EmbeddedIndex {
     async fn insert(&self, key: SlotKey, record: FileRecord) -> Result<Inserted, IndexError> {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            let outcome = insert_in(&txn, key, &record)?;
+            let outcome = write::insert_in(&txn, key, &record)?;
             if outcome == Inserted::Created {
                 txn.commit().map_err(unavailable)?;
             }
@@ -225,113 +174,39 @@ impl Index for EmbeddedIndex {
         let keys = keys.to_vec();
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            let mut removed = Vec::with_capacity(keys.len());
-            {
-                let mut files = txn.open_table(FILES).map_err(unavailable)?;
-                let mut by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
-                let mut by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
-                let mut by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
-                let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
-                let mut tombstones_by_time =
-                    txn.open_table(TOMBSTONES_BY_TIME).map_err(unavailable)?;
-                let mut meta = txn.open_table(META).map_err(unavailable)?;
-                let (mut bytes, mut new_tombstones) = (0u64, 0i64);
-                for key in keys {
-                    let Some(value) = files.remove(&key.0).map_err(unavailable)? else {
-                        continue;
-                    };
-                    let record = FileRecord::decode(value.value())?;
-                    drop(value);
-                    by_expiry
-                        .remove(&(record.expires_at, key.0))
-                        .map_err(unavailable)?;
-                    by_created
-                        .remove(&(record.created, key.0))
-                        .map_err(unavailable)?;
-                    if let Some(owner) = record.owner {
-                        by_owner.remove(&(owner.0, key.0)).map_err(unavailable)?;
-                    }
-                    if let Some(old) = tombstones
-                        .insert(&key.0, &deleted_at)
-                        .map_err(unavailable)?
-                    {
-                        let old = old.value();
-                        tombstones_by_time
-                            .remove(&(old, key.0))
-                            .map_err(unavailable)?;
-                    } else {
-                        new_tombstones += 1;
-                    }
-                    tombstones_by_time
-                        .insert(&(deleted_at, key.0), &())
-                        .map_err(unavailable)?;
-                    bytes += record.size;
-                    removed.push((key, record));
-                }
-                let count = i64::try_from(removed.len()).unwrap_or(i64::MAX);
-                bump(&mut meta, "files", -count)?;
-                bump(
-                    &mut meta,
-                    "bytes",
-                    -i64::try_from(bytes).unwrap_or(i64::MAX),
-                )?;
-                bump(&mut meta, "tombstones", new_tombstones)?;
-            }
+            let removed = write::remove_in(&txn, keys, deleted_at)?;
             txn.commit().map_err(unavailable)?;
             Ok(removed)
         })
         .await
     }
 
-    async fn expired(
+    async fn scan(
         &self,
-        now: i64,
+        scan: Scan,
         limit: usize,
     ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
         self.blocking(move |db| {
             let txn = db.begin_read().map_err(unavailable)?;
-            let by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
             let files = txn.open_table(FILES).map_err(unavailable)?;
-            let slots = by_expiry
-                .range((i64::MIN, [0u8; 32])..=(now, [0xff; 32]))
-                .map_err(unavailable)?
-                .take(limit)
-                .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
-            records_of(&files, slots)
-        })
-        .await
-    }
-
-    async fn created_by(
-        &self,
-        until: i64,
-        limit: usize,
-    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
-            let files = txn.open_table(FILES).map_err(unavailable)?;
-            let slots = by_created
-                .range((i64::MIN, [0u8; 32])..=(until, [0xff; 32]))
-                .map_err(unavailable)?
-                .take(limit)
-                .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
-            records_of(&files, slots)
-        })
-        .await
-    }
-
-    async fn owned_by(
-        &self,
-        owner: OwnerKey,
-        limit: usize,
-    ) -> Result<Vec<(SlotKey, FileRecord)>, IndexError> {
-        self.blocking(move |db| {
-            let txn = db.begin_read().map_err(unavailable)?;
-            let by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
-            let files = txn.open_table(FILES).map_err(unavailable)?;
-            let slots = by_owner
-                .range((owner.0, [0u8; 32])..=(owner.0, [0xff; 32]))
+            // Each order is a table of (order key, slot key): a range of it
+            // gives the slot keys in order.
+            let (table, low, high) = match scan {
+                Scan::ExpiredBy(until) => (BY_EXPIRY, (i64::MIN, [0u8; 32]), (until, [0xff; 32])),
+                Scan::CreatedBy(until) => (BY_CREATED, (i64::MIN, [0u8; 32]), (until, [0xff; 32])),
+                Scan::OwnedBy(owner) => {
+                    let order = txn.open_table(BY_OWNER).map_err(unavailable)?;
+                    let slots = order
+                        .range((owner.0, [0u8; 32])..=(owner.0, [0xff; 32]))
+                        .map_err(unavailable)?
+                        .take(limit)
+                        .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
+                    return records_of(&files, slots);
+                }
+            };
+            let order = txn.open_table(table).map_err(unavailable)?;
+            let slots = order
+                .range(low..=high)
                 .map_err(unavailable)?
                 .take(limit)
                 .map(|entry| entry.map(|(key, _)| key.value().1).map_err(unavailable));
@@ -355,27 +230,7 @@ impl Index for EmbeddedIndex {
     async fn forget_tombstones(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
         self.blocking(move |db| {
             let txn = db.begin_write().map_err(unavailable)?;
-            let forgotten = {
-                let mut by_time = txn.open_table(TOMBSTONES_BY_TIME).map_err(unavailable)?;
-                let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
-                let old: Vec<(i64, Key)> = by_time
-                    .range((i64::MIN, [0u8; 32])..(before, [0u8; 32]))
-                    .map_err(unavailable)?
-                    .take(limit)
-                    .map(|entry| entry.map(|(k, _)| k.value()).map_err(unavailable))
-                    .collect::<Result<_, _>>()?;
-                for (at, key) in &old {
-                    by_time.remove(&(*at, *key)).map_err(unavailable)?;
-                    tombstones.remove(key).map_err(unavailable)?;
-                }
-                let mut meta = txn.open_table(META).map_err(unavailable)?;
-                bump(
-                    &mut meta,
-                    "tombstones",
-                    -i64::try_from(old.len()).unwrap_or(0),
-                )?;
-                old.len()
-            };
+            let forgotten = write::forget_in(&txn, before, limit)?;
             if forgotten > 0 {
                 txn.commit().map_err(unavailable)?;
             }
@@ -437,26 +292,12 @@ impl Index for EmbeddedIndex {
         })
         .await
     }
-
-    async fn lease(
-        &self,
-        _name: &str,
-        _holder: &str,
-        _ttl: std::time::Duration,
-    ) -> Result<bool, IndexError> {
-        // redb locks its file: no other process shares this index, so this
-        // process holds every lease.
-        Ok(true)
-    }
-
-    async fn release(&self, _name: &str, _holder: &str) -> Result<(), IndexError> {
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::index::OwnerKey;
     use crate::storage::BlobName;
 
     fn record(created: i64, expires_at: i64, owner: Option<OwnerKey>) -> FileRecord {
@@ -491,12 +332,16 @@ mod tests {
         assert_eq!(index.get(key).await.unwrap(), Some(first.clone()));
         assert_eq!(index.tombstone(key).await.unwrap(), None);
         assert_eq!(
-            index.owned_by(OwnerKey([5; 32]), 10).await.unwrap().len(),
+            index
+                .scan(Scan::OwnedBy(OwnerKey([5; 32])), 10)
+                .await
+                .unwrap()
+                .len(),
             1
         );
         assert!(
             index
-                .owned_by(OwnerKey([6; 32]), 10)
+                .scan(Scan::OwnedBy(OwnerKey([6; 32])), 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -504,7 +349,7 @@ mod tests {
         assert_eq!(index.remove(&[key], 50).await.unwrap(), vec![(key, first)]);
         assert!(
             index
-                .owned_by(OwnerKey([5; 32]), 10)
+                .scan(Scan::OwnedBy(OwnerKey([5; 32])), 10)
                 .await
                 .unwrap()
                 .is_empty()
@@ -538,15 +383,15 @@ mod tests {
                 .unwrap();
         }
         let due: Vec<i64> = index
-            .expired(30, 10)
+            .scan(Scan::ExpiredBy(30), 10)
             .await
             .unwrap()
             .into_iter()
             .map(|(_, r)| r.expires_at)
             .collect();
         assert_eq!(due, vec![10, 20, 30]);
-        assert_eq!(index.expired(30, 2).await.unwrap().len(), 2);
-        assert!(index.expired(9, 10).await.unwrap().is_empty());
+        assert_eq!(index.scan(Scan::ExpiredBy(30), 2).await.unwrap().len(), 2);
+        assert!(index.scan(Scan::ExpiredBy(9), 10).await.unwrap().is_empty());
         assert_eq!(index.count_expired(20, 100).await.unwrap(), 2);
         assert_eq!(index.count_expired(40, 3).await.unwrap(), 3);
         let stats = index.stats().await.unwrap();
@@ -559,7 +404,7 @@ mod tests {
             vec![1, 2, 1]
         );
         let old: Vec<i64> = index
-            .created_by(2, 10)
+            .scan(Scan::CreatedBy(2), 10)
             .await
             .unwrap()
             .into_iter()
@@ -571,7 +416,7 @@ mod tests {
             .remove(&[SlotKey([1; 32]), SlotKey([9; 32])], 99)
             .await
             .unwrap();
-        assert_eq!(index.expired(30, 10).await.unwrap().len(), 2);
+        assert_eq!(index.scan(Scan::ExpiredBy(30), 10).await.unwrap().len(), 2);
         let stats = index.stats().await.unwrap();
         assert_eq!(
             (

@@ -1,0 +1,262 @@
+//! The data layer: the one place that knows how a stored file is made and
+//! unmade. A file is a blob (its bytes, under a random name) and an index
+//! record (keyed by `HMAC(index_key, path)`); this module keeps the two in
+//! step and owns the cache of recent lookups:
+//!
+//! - [`Files::lookup`]: record through the cache, then the retention rules
+//!   (an expired file is never served, swept or not);
+//! - [`Files::begin_upload`] / [`Files::finish_upload`]: blob first, made
+//!   durable, then the row (atomic: one winner per slot; losers' blobs are
+//!   deleted);
+//! - [`Files::delete_one`], [`Files::delete_batch`], [`Files::erase_owner`]:
+//!   blob first, then the row with a tombstone, then forget the cache, so a
+//!   row never outlives its blob's promise to be gone;
+//! - the sweeper's queries (`maintenance`): what is due, tombstones, whole
+//!   days for the backstop, totals.
+//!
+//! Handlers, the sweeper and erasure call it; nothing else touches the
+//! index and the blob store together, and nothing else invalidates the
+//! cache.
+
+mod cache;
+mod delete;
+mod maintenance;
+mod upload;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use self::cache::LookupCache;
+use crate::auth::SlotPath;
+use crate::index::{FileRecord, Index, IndexError, IndexKey};
+use crate::retention::Retention;
+use crate::storage::{AbandonedUploads, BlobStore, BlobStream, StorageError};
+
+pub use maintenance::{OVERDUE_COUNT_LIMIT, Overdue};
+pub use upload::{NewFile, Upload};
+
+/// Why a data-layer operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// The index failed.
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+    /// Blob storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// A completed file already holds the slot.
+    #[error("this slot already holds a file")]
+    Taken,
+    /// The slot held a file that has been deleted; slot URLs are single-use.
+    #[error("this slot was used and its file has been deleted")]
+    Used,
+}
+
+/// A file that is still served.
+#[derive(Debug, Clone)]
+pub struct LiveFile {
+    /// What the index knows of it.
+    pub record: Arc<FileRecord>,
+    /// Seconds it is still served (at least one).
+    pub remaining: u64,
+}
+
+/// Stored files: blobs, their index and the retention rules.
+pub struct Files {
+    blobs: Arc<dyn BlobStore>,
+    abandoned: Option<Arc<dyn AbandonedUploads>>,
+    index: Arc<dyn Index>,
+    key: IndexKey,
+    retention: Retention,
+    cache: LookupCache,
+}
+
+impl Files {
+    /// Files in `blobs` (whose interrupted uploads `abandoned` can find, if
+    /// the store leaves any), recorded in `index` under hashes keyed by
+    /// `key`, kept as `retention` says.
+    pub fn new(
+        blobs: Arc<dyn BlobStore>,
+        abandoned: Option<Arc<dyn AbandonedUploads>>,
+        index: Arc<dyn Index>,
+        key: IndexKey,
+        retention: Retention,
+    ) -> Files {
+        Files {
+            blobs,
+            abandoned,
+            index,
+            key,
+            retention,
+            cache: LookupCache::new(),
+        }
+    }
+
+    /// The retention rules files are kept by.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
+    }
+
+    /// The key of index hashes and owner pseudonyms.
+    pub fn index_key(&self) -> &IndexKey {
+        &self.key
+    }
+
+    /// The file at `path` if it is still served at `now`.
+    pub async fn lookup(&self, path: &SlotPath, now: i64) -> Result<Option<LiveFile>, FilesError> {
+        let key = self.key.slot(path);
+        let Some(record) = self.cache.lookup(self.index.as_ref(), key).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .retention
+            .remaining(&record, now)
+            .map(|remaining| LiveFile { record, remaining }))
+    }
+
+    /// Streams the bytes `range` of the file `record` (the caller has
+    /// checked the range against its size). A record whose blob is missing
+    /// is [`StorageError::NotFound`].
+    pub async fn read(
+        &self,
+        record: &FileRecord,
+        range: Range<u64>,
+    ) -> Result<BlobStream, FilesError> {
+        self.blobs.read(&record.blob, range).await.map_err(|error| {
+            if matches!(error, StorageError::NotFound) {
+                tracing::warn!("index entry without a blob");
+            }
+            FilesError::Storage(error)
+        })
+    }
+
+    /// Whether blob storage and the index answer, for `/health`.
+    pub async fn check(&self) -> (Result<(), StorageError>, Result<(), IndexError>) {
+        (self.blobs.check().await, self.index.check().await)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::index::embedded::EmbeddedIndex;
+    use crate::storage::disk::DiskStore;
+
+    /// Seconds files are kept in [`fixture`].
+    pub(crate) const KEEP: i64 = 100;
+    /// The ceiling in [`fixture`].
+    pub(crate) const MAX: i64 = 200;
+
+    /// Files on disk with an embedded index in a temporary directory, kept
+    /// [`KEEP`] seconds (ceiling [`MAX`], sweeps every 10 s).
+    pub(crate) struct Fixture {
+        pub(crate) files: Files,
+        pub(crate) index: EmbeddedIndex,
+        pub(crate) blobs: Arc<DiskStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    pub(crate) fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
+        let blobs = Arc::new(DiskStore::open(dir.path(), 0).unwrap());
+        let retention = Retention {
+            keep: Duration::from_secs(KEEP as u64),
+            max: Duration::from_secs(MAX as u64),
+            sweep_every: Duration::from_secs(10),
+            tombstone_horizon: Duration::from_secs(KEEP as u64),
+        };
+        let files = Files::new(
+            Arc::clone(&blobs) as _,
+            Some(Arc::clone(&blobs) as _),
+            Arc::new(index.clone()),
+            IndexKey::new([0; 32]),
+            retention,
+        );
+        Fixture {
+            files,
+            index,
+            blobs,
+            _dir: dir,
+        }
+    }
+
+    /// A slot key for tests: `n` in its first eight bytes (so keys sort as
+    /// their numbers do).
+    pub(crate) fn key(n: u64) -> crate::index::SlotKey {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&n.to_be_bytes());
+        crate::index::SlotKey(key)
+    }
+
+    /// A 3-byte text file's record, created and expiring at the given times.
+    pub(crate) fn record(created: i64, expires_at: i64) -> FileRecord {
+        FileRecord {
+            blob: crate::storage::BlobName::new(created),
+            size: 3,
+            content_type: "text/plain".into(),
+            created,
+            expires_at,
+            owner: None,
+        }
+    }
+
+    /// A slot path for tests, `slot<n>/file.txt`.
+    pub(crate) fn path(n: u64) -> SlotPath {
+        SlotPath::from_wire(&format!("slot{n}/file.txt")).unwrap()
+    }
+
+    /// Uploads `abc` to `path(n)` at `now` through the data layer.
+    pub(crate) async fn upload(files: &Files, n: u64, now: i64) -> Result<(), FilesError> {
+        let file = NewFile {
+            size: 3,
+            content_type: "text/plain".into(),
+            expires: None,
+            owner: None,
+        };
+        let mut upload = files.begin_upload(&path(n), file, now).await?;
+        upload.write(bytes::Bytes::from_static(b"abc")).await?;
+        files.finish_upload(upload).await
+    }
+
+    #[tokio::test]
+    async fn a_file_is_served_until_its_time_and_never_after() {
+        let f = fixture();
+        upload(&f.files, 1, 1000).await.unwrap();
+        let live = f.files.lookup(&path(1), 1000 + KEEP - 1).await.unwrap();
+        assert_eq!(live.map(|live| live.remaining), Some(1));
+        assert!(
+            f.files
+                .lookup(&path(1), 1000 + KEEP)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(f.files.lookup(&path(2), 1000).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_slot_takes_one_file_and_stays_used_once_deleted() {
+        let f = fixture();
+        upload(&f.files, 1, 1000).await.unwrap();
+        assert!(matches!(
+            upload(&f.files, 1, 1001).await,
+            Err(FilesError::Taken)
+        ));
+        // Cached as found, then deleted: the cache must not keep serving it.
+        assert!(f.files.lookup(&path(1), 1001).await.unwrap().is_some());
+        assert!(f.files.delete_one(&path(1), 1002).await.unwrap());
+        assert!(f.files.lookup(&path(1), 1002).await.unwrap().is_none());
+        assert!(matches!(
+            upload(&f.files, 1, 1003).await,
+            Err(FilesError::Used)
+        ));
+        assert!(!f.files.delete_one(&path(1), 1004).await.unwrap());
+        // Cached as missing, then uploaded: found at once.
+        assert!(f.files.lookup(&path(2), 1005).await.unwrap().is_none());
+        upload(&f.files, 2, 1005).await.unwrap();
+        assert!(f.files.lookup(&path(2), 1005).await.unwrap().is_some());
+    }
+}

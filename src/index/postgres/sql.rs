@@ -1,0 +1,166 @@
+//! The SQL of the PostgreSQL index: the schema migrations and every
+//! statement that needs more than one line. Each write is one statement
+//! (data-modifying CTEs), hence one transaction.
+
+/// Schema steps in order; the schema version is how many have run.
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_1];
+
+/// Created before the migrations, which record their progress in it.
+pub(super) const META_TABLE: &str = "CREATE TABLE upslot_meta (
+    name text PRIMARY KEY,
+    number bigint,
+    bytes bytea
+)";
+
+pub(super) const SCHEMA_1: &str = "
+CREATE TABLE upslot_slots (
+    slot bytea PRIMARY KEY CHECK (octet_length(slot) = 32),
+    blob text,
+    size bigint CHECK (size >= 0),
+    content_type text,
+    created bigint,
+    expires_at bigint,
+    owner bytea CHECK (octet_length(owner) = 32),
+    deleted_at bigint,
+    CONSTRAINT upslot_slots_file_or_tombstone CHECK (CASE WHEN deleted_at IS NULL
+        THEN blob IS NOT NULL AND size IS NOT NULL AND content_type IS NOT NULL
+            AND created IS NOT NULL AND expires_at IS NOT NULL
+        ELSE blob IS NULL AND size IS NULL AND content_type IS NULL
+            AND created IS NULL AND expires_at IS NULL AND owner IS NULL
+        END)
+);
+CREATE INDEX upslot_slots_by_expiry ON upslot_slots (expires_at, slot)
+    WHERE deleted_at IS NULL;
+CREATE INDEX upslot_slots_by_created ON upslot_slots (created, slot)
+    WHERE deleted_at IS NULL;
+CREATE INDEX upslot_slots_by_owner ON upslot_slots (owner, slot)
+    WHERE owner IS NOT NULL AND deleted_at IS NULL;
+CREATE INDEX upslot_slots_tombstones ON upslot_slots (deleted_at, slot)
+    WHERE deleted_at IS NOT NULL;
+CREATE TABLE upslot_counters (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    files bigint NOT NULL,
+    bytes bigint NOT NULL,
+    tombstones bigint NOT NULL
+);
+INSERT INTO upslot_counters (files, bytes, tombstones) VALUES (0, 0, 0);
+CREATE TABLE upslot_leases (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    until double precision NOT NULL
+);
+";
+
+pub(super) const INSERT: &str = "
+WITH ins AS (
+    INSERT INTO upslot_slots (slot, blob, size, content_type, created, expires_at, owner)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (slot) DO NOTHING
+    RETURNING size
+)
+UPDATE upslot_counters
+SET files = files + 1, bytes = bytes + (SELECT size FROM ins)
+WHERE EXISTS (SELECT 1 FROM ins)";
+
+/// Rows are locked in key order, so concurrent removals cannot deadlock.
+pub(super) const REMOVE: &str = "
+WITH old AS (
+    SELECT slot, blob, size, content_type, created, expires_at, owner
+    FROM upslot_slots
+    WHERE slot = ANY($1) AND deleted_at IS NULL
+    ORDER BY slot
+    FOR UPDATE
+), gone AS (
+    UPDATE upslot_slots AS s
+    SET deleted_at = $2, blob = NULL, size = NULL, content_type = NULL,
+        created = NULL, expires_at = NULL, owner = NULL
+    FROM old
+    WHERE s.slot = old.slot
+    RETURNING old.slot, old.blob, old.size, old.content_type, old.created,
+        old.expires_at, old.owner
+), counted AS (
+    UPDATE upslot_counters
+    SET files = files - (SELECT count(*) FROM gone),
+        bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone)::bigint,
+        tombstones = tombstones + (SELECT count(*) FROM gone)
+    WHERE EXISTS (SELECT 1 FROM gone)
+)
+SELECT slot, blob, size, content_type, created, expires_at, owner FROM gone";
+
+/// The oldest tombstones are collected into an array first, so the delete
+/// is a primary-key lookup per tombstone whatever plan the `LIMIT`
+/// parameter gets (a semi-join could scan every tombstone).
+pub(super) const FORGET_TOMBSTONES: &str = "
+WITH gone AS (
+    DELETE FROM upslot_slots
+    WHERE slot = ANY(ARRAY(
+        SELECT slot FROM upslot_slots
+        WHERE deleted_at IS NOT NULL AND deleted_at < $1
+        ORDER BY deleted_at, slot
+        LIMIT $2
+    )) AND deleted_at IS NOT NULL
+    RETURNING 1
+), counted AS (
+    UPDATE upslot_counters
+    SET tombstones = tombstones - (SELECT count(*) FROM gone)
+    WHERE EXISTS (SELECT 1 FROM gone)
+)
+SELECT count(*) FROM gone";
+
+pub(super) const AGE_HISTOGRAM: &str = "
+SELECT (
+    SELECT count(*) FROM upslot_slots
+    WHERE deleted_at IS NULL AND created >= span.low AND created < span.high
+)
+FROM unnest($1::bigint[], $2::bigint[]) WITH ORDINALITY AS span (low, high, n)
+ORDER BY span.n";
+
+/// The lease is taken when free or expired and renewed by its holder, all
+/// by the database's clock; a row comes back only when `$2` holds it.
+pub(super) const LEASE: &str = "
+INSERT INTO upslot_leases AS lease (name, holder, until)
+VALUES ($1, $2, extract(epoch FROM clock_timestamp())::double precision + $3)
+ON CONFLICT (name) DO UPDATE
+SET holder = excluded.holder, until = excluded.until
+WHERE lease.holder = excluded.holder
+    OR lease.until <= extract(epoch FROM clock_timestamp())::double precision
+RETURNING holder";
+
+/// A live record by key.
+pub(super) const GET: &str = "SELECT slot, blob, size, content_type, created, expires_at, owner
+FROM upslot_slots WHERE slot = $1 AND deleted_at IS NULL";
+
+/// [`crate::index::Scan::ExpiredBy`]: on the expiry index.
+pub(super) const SCAN_EXPIRED: &str =
+    "SELECT slot, blob, size, content_type, created, expires_at, owner
+FROM upslot_slots
+WHERE deleted_at IS NULL AND expires_at <= $1
+ORDER BY expires_at, slot LIMIT $2";
+
+/// [`crate::index::Scan::CreatedBy`]: on the creation index.
+pub(super) const SCAN_CREATED: &str =
+    "SELECT slot, blob, size, content_type, created, expires_at, owner
+FROM upslot_slots
+WHERE deleted_at IS NULL AND created <= $1
+ORDER BY created, slot LIMIT $2";
+
+/// [`crate::index::Scan::OwnedBy`]: on the owner index.
+pub(super) const SCAN_OWNER: &str =
+    "SELECT slot, blob, size, content_type, created, expires_at, owner
+FROM upslot_slots
+WHERE owner = $1 AND deleted_at IS NULL
+ORDER BY slot LIMIT $2";
+
+/// The order keeps the scan on the expiry index: a sequential scan would
+/// wade through tombstones.
+pub(super) const COUNT_EXPIRED: &str = "SELECT count(*) FROM (
+    SELECT 1 FROM upslot_slots
+    WHERE deleted_at IS NULL AND expires_at <= $1
+    ORDER BY expires_at
+    LIMIT $2
+) AS due";
+
+/// The counters, and the oldest live file's creation time.
+pub(super) const STATS: &str = "SELECT files, bytes, tombstones,
+    (SELECT min(created) FROM upslot_slots WHERE deleted_at IS NULL)
+FROM upslot_counters";
