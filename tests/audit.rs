@@ -9,9 +9,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{SECRET, Upslot, client_from, jwt, mac_hex, unix_now};
-use reqwest::{Client, StatusCode};
-use sha1::Digest as _;
+use common::{
+    Claims, Family, Put, SECRET, Upslot, client_from, delete_mac, ejabberd_path, encode_path,
+    erase_request, erase_sig, sha1_hex, signed_delete, unix_now,
+};
+use reqwest::StatusCode;
 
 const DELETE_SECRET: &str = "d3l3t3-audit";
 const ROMEO: &str = "romeo@montague.tld";
@@ -47,8 +49,7 @@ impl Secrets {
                 mixed.to_lowercase().into_bytes(),
             ));
             out.push((format!("{name} (all-escaped)"), upper.into_bytes()));
-            let sha1 = hex::encode(sha1::Sha1::digest(name.as_bytes()));
-            out.push((format!("{name} (sha1 hex)"), sha1.into_bytes()));
+            out.push((format!("{name} (sha1 hex)"), sha1_hex(name).into_bytes()));
         }
         for text in &self.opaque {
             out.push((text.clone(), text.as_bytes().to_vec()));
@@ -76,50 +77,22 @@ async fn scenario(server: &Upslot) -> Secrets {
     }
 
     // v1, v2 and token uploads, with distinctive names.
-    for (family, name) in [
-        ("v1", "Holiday Paris 2026.jpg"),
-        ("v2", "contract-draft.pdf"),
-        ("token", "voice-memo-élodie.ogg"),
+    for (family, signing, name, content_type) in [
+        ("v1", Family::V1, "Holiday Paris 2026.jpg", "image/jpeg"),
+        ("v2", Family::V2, "contract-draft.pdf", "application/pdf"),
+        ("token", Family::Token, "voice-memo-élodie.ogg", "audio/ogg"),
     ] {
         let slot = format!("slot-{family}-4f1c9");
         let path = format!("{slot}/{name}");
         secrets.names.push(name.to_string());
         let body = format!("opaque ciphertext of a {family} upload");
-        let len = body.len();
-        let (query, content_type) = match family {
-            "v1" => (
-                format!("v={}", mac_hex(SECRET, format!("{path} {len}").as_bytes())),
-                "image/jpeg",
-            ),
-            "v2" => (
-                format!(
-                    "v2={}",
-                    mac_hex(SECRET, format!("{path}\0{len}\0application/pdf").as_bytes())
-                ),
-                "application/pdf",
-            ),
-            _ => (
-                format!(
-                    "token={}",
-                    mac_hex(SECRET, format!("{path}\0{len}\0audio/ogg").as_bytes())
-                ),
-                "audio/ogg",
-            ),
-        };
-        secrets
-            .opaque
-            .push(query.split('=').nth(1).unwrap().to_string());
-        let wire: String =
-            percent_encoding::utf8_percent_encode(&path, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-                .replace("%2F", "/");
-        let r = alice
-            .put(server.url(&format!("{wire}?{query}")))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let wire = encode_path(&path);
+        let put = Put::new(signing, &wire, body)
+            .decoded(&path)
+            .content_type(content_type)
+            .via(&alice);
+        secrets.opaque.push(put.mac());
+        let r = put.send(server).await;
         assert_eq!(r.status(), StatusCode::CREATED, "{family}");
         let r = bob.get(server.url(&wire)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
@@ -138,37 +111,28 @@ async fn scenario(server: &Upslot) -> Secrets {
         (JULIET, "JwtSlotJuliet123456789ab", "poison-recipe.txt"),
     ] {
         secrets.names.push(name.to_string());
-        let token = jwt(&format!(
-            r#"{{"sub":"{jid}","slot":"{slot}","filename":"{name}","filesize":5,"filetype":"image/png","iat":{now},"exp":{}}}"#,
-            now + 300
-        ));
+        let token = Claims::prosody(slot, name, 5)
+            .sub(jid)
+            .filetype("image/png")
+            .jwt();
         secrets.opaque.push(token.clone());
         let wire = format!("{slot}/{}", name.replace(' ', "%20"));
-        let r = alice
-            .put(server.url(&wire))
-            .bearer_auth(&token)
-            .body("hello")
-            .send()
-            .await
-            .unwrap();
+        let r = Put::bearer(&wire, &token, "hello")
+            .via(&alice)
+            .send(server)
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
         let r = bob.head(server.url(&wire)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
 
     // An ejabberd-shaped upload: the path starts with sha1(user@host).
-    let sha1 = hex::encode(sha1::Sha1::digest(ROMEO.as_bytes()));
     let name = "ejabberd_upload_photo.jpg";
     secrets.names.push(name.to_string());
-    let path = format!("{sha1}/Aq3ZkLmN0pQrStUvWxYz0123456789AbCdEfGhIj/{name}");
-    let mac = mac_hex(SECRET, format!("{path} 4").as_bytes());
-    secrets.opaque.push(mac.clone());
-    let r = alice
-        .put(server.url(&format!("{path}?v={mac}")))
-        .body("jpeg")
-        .send()
-        .await
-        .unwrap();
+    let path = ejabberd_path(ROMEO, "Aq3ZkLmN0pQrStUvWxYz0123456789AbCdEfGhIj", name);
+    let put = Put::v1(&path, "jpeg").via(&alice);
+    secrets.opaque.push(put.mac());
+    let r = put.send(server).await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // Failed attempts from two addresses, enough to ban one.
@@ -198,27 +162,18 @@ async fn scenario(server: &Upslot) -> Secrets {
 
     // Metronome's DELETE of the token upload.
     let token_path = "slot-token-4f1c9/voice-memo-élodie.ogg";
-    let delete_mac = mac_hex(SECRET, format!("{token_path}\0{DELETE_SECRET}").as_bytes());
-    secrets.opaque.push(delete_mac.clone());
-    let wire: String =
-        percent_encoding::utf8_percent_encode(token_path, percent_encoding::NON_ALPHANUMERIC)
-            .to_string()
-            .replace("%2F", "/");
-    let r = alice
-        .delete(server.url(&format!("{wire}?token={delete_mac}")))
+    secrets.opaque.push(delete_mac(token_path, DELETE_SECRET));
+    let wire = encode_path(token_path);
+    let r = signed_delete(&alice, server, &wire, token_path, DELETE_SECRET)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
 
     // Account erasure of romeo (JWT and ejabberd files).
-    let sig = mac_hex(SECRET, format!("erase\0{ROMEO}\0{now}").as_bytes());
+    let sig = erase_sig(ROMEO, now);
     secrets.opaque.push(sig.clone());
-    let r = Client::new()
-        .delete(format!(
-            "{}/owners/{ROMEO}?ts={now}&sig={sig}",
-            server.admin_url
-        ))
+    let r = erase_request(server, ROMEO, now, &sig)
         .send()
         .await
         .unwrap();

@@ -7,46 +7,28 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    SECRET, Upslot, client, data, health, jwt, mac_hex, raw, unix_now, v1_query, v2_query,
+    Claims, Put, SECRET, Upslot, client, data, get, get_with, head, head_request, health, put,
+    put_request, raw, signed_delete, unix_now, v1_query,
 };
 use reqwest::{Client, StatusCode, header};
-
-/// PUTs `body` to `wire_path` with a v1 token signed for `decoded_path`.
-async fn put_v1(
-    server: &Upslot,
-    wire_path: &str,
-    decoded_path: &str,
-    body: Vec<u8>,
-) -> reqwest::Response {
-    let query = v1_query(decoded_path, body.len() as u64);
-    client()
-        .put(server.url(&format!("{wire_path}?{query}")))
-        .body(body)
-        .send()
-        .await
-        .expect("put")
-}
 
 #[tokio::test]
 async fn v1_upload_then_download_with_all_file_headers() {
     let server = Upslot::start("");
     let body = data(12_345);
-    let query = v1_query("abc123/photo 1.jpg", body.len() as u64);
-    let response = client()
-        .put(server.url(&format!("abc123/photo%201.jpg?{query}")))
-        .header(header::CONTENT_TYPE, "image/jpeg")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
+    let r = Put::v1("abc123/photo%201.jpg", body.clone())
+        .decoded("abc123/photo 1.jpg")
+        .content_type("image/jpeg")
+        .send(&server)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
 
-    let response = client()
-        .get(server.url("abc123/photo%201.jpg"))
-        .header(header::ACCEPT_ENCODING, "gzip, br")
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(
+        &server,
+        "abc123/photo%201.jpg",
+        [(header::ACCEPT_ENCODING, "gzip, br")],
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     let h = response.headers().clone();
     assert_eq!(h[header::CONTENT_LENGTH], "12345");
@@ -83,8 +65,7 @@ async fn v1_upload_then_download_with_all_file_headers() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), &body[..]);
 
     // HEAD, as Conversations sends it.
-    let response = client()
-        .head(server.url("abc123/photo%201.jpg"))
+    let response = head_request(&server, "abc123/photo%201.jpg")
         .header(header::ACCEPT_ENCODING, "identity")
         .send()
         .await
@@ -95,11 +76,7 @@ async fn v1_upload_then_download_with_all_file_headers() {
     assert!(response.bytes().await.unwrap().is_empty());
 
     // Clients may encode the same name with upper-case escapes.
-    let response = client()
-        .get(server.url("abc123/photo%201.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let response = get(&server, "abc123/photo%201.jpg").await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -107,22 +84,14 @@ async fn v1_upload_then_download_with_all_file_headers() {
 async fn v2_token_and_jwt_uploads() {
     let server = Upslot::start_with("", "delete_secret = \"d3l3t3\"", "", &[]);
     // v2 signs the Content-Type.
-    let name = "slot-v2/tr%C3%A8s%20cool.jpg";
-    let query = v2_query("slot-v2/très cool.jpg", 3, "image/jpeg");
-    let r = client()
-        .put(server.url(&format!("{name}?{query}")))
-        .header(header::CONTENT_TYPE, "image/jpeg")
-        .body("abc")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::v2("slot-v2/tr%C3%A8s%20cool.jpg", "abc")
+        .decoded("slot-v2/très cool.jpg")
+        .content_type("image/jpeg")
+        .send(&server)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     // Lower-case escapes reach the same file.
-    let r = client()
-        .get(server.url("slot-v2/tr%c3%a8s%20cool.jpg"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&server, "slot-v2/tr%c3%a8s%20cool.jpg").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         r.headers()[header::CONTENT_DISPOSITION],
@@ -130,19 +99,9 @@ async fn v2_token_and_jwt_uploads() {
     );
 
     // v2 without any Content-Type signs application/octet-stream.
-    let query = v2_query("slot-v2b/file.bin", 3, "application/octet-stream");
-    let r = client()
-        .put(server.url(&format!("slot-v2b/file.bin?{query}")))
-        .body("abc")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::v2("slot-v2b/file.bin", "abc").send(&server).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client()
-        .get(server.url("slot-v2b/file.bin"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&server, "slot-v2b/file.bin").await;
     assert_eq!(
         r.headers()[header::CONTENT_TYPE],
         "application/octet-stream"
@@ -155,45 +114,27 @@ async fn v2_token_and_jwt_uploads() {
     );
 
     // Metronome's token= uses the v2 message.
-    let mac = mac_hex(SECRET, b"slot-tok/a.txt\x003\x00text/plain");
-    let r = client()
-        .put(server.url(&format!("slot-tok/a.txt?token={mac}")))
-        .header(header::CONTENT_TYPE, "text/plain")
-        .body("abc")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::token("slot-tok/a.txt", "abc")
+        .content_type("text/plain")
+        .send(&server)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
     // Prosody mod_http_file_share: the JWT's filetype is stored.
-    let now = unix_now();
-    let token = jwt(&format!(
-        r#"{{"slot":"jwtslot","filename":"x.png","filesize":4,"filetype":"image/png","sub":"romeo@montague.tld","iat":{now},"exp":{}}}"#,
-        now + 300
-    ));
-    let r = client()
-        .put(server.url("jwtslot/x.png"))
-        .bearer_auth(&token)
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body("\u{89}PNG")
-        .send()
-        .await
-        .unwrap();
+    let token = Claims::prosody("jwtslot", "x.png", 4)
+        .filetype("image/png")
+        .jwt();
+    let r = Put::bearer("jwtslot/x.png", &token, "\u{89}PNG")
+        .content_type("application/octet-stream")
+        .send(&server)
+        .await;
     // "\u{89}" is two bytes in UTF-8: the body is 5 bytes, the token says 4.
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let r = client()
-        .put(server.url("jwtslot/x.png"))
-        .bearer_auth(&token)
-        .body(vec![0x89, b'P', b'N', b'G'])
-        .send()
-        .await
-        .unwrap();
+    let r = Put::bearer("jwtslot/x.png", &token, vec![0x89, b'P', b'N', b'G'])
+        .send(&server)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client()
-        .get(server.url("jwtslot/x.png"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&server, "jwtslot/x.png").await;
     assert_eq!(r.headers()[header::CONTENT_TYPE], "image/png");
 
     // Metronome's signed DELETE: 204, then the file is gone.
@@ -203,82 +144,57 @@ async fn v2_token_and_jwt_uploads() {
         .await
         .unwrap();
     assert_eq!(bad.status(), StatusCode::FORBIDDEN);
-    let mac = mac_hex(SECRET, b"slot-tok/a.txt\x00d3l3t3");
-    let r = client()
-        .delete(server.url(&format!("slot-tok/a.txt?token={mac}")))
+    let path = "slot-tok/a.txt";
+    let r = signed_delete(&client(), &server, path, path, "d3l3t3")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = client()
-        .get(server.url("slot-tok/a.txt"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&server, "slot-tok/a.txt").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn refused_tokens() {
     let server = Upslot::start("");
-    let put = |url: String| client().put(url).body("hello");
+    let unsigned = |url: String| client().put(url).body("hello");
     // No token at all.
-    let r = put(server.url("s1/a.txt")).send().await.unwrap();
+    let r = unsigned(server.url("s1/a.txt")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         r.text().await.unwrap().split(':').next(),
         Some("token_missing")
     );
     // Wrong MAC, wrong size under the MAC, wrong secret.
-    let r = put(server.url("s1/a.txt?v=00ff")).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let q = v1_query("s1/a.txt", 6);
-    let r = put(server.url(&format!("s1/a.txt?{q}")))
+    let r = unsigned(server.url("s1/a.txt?v=00ff"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let q = format!("v={}", mac_hex("other", b"s1/a.txt 5"));
-    let r = put(server.url(&format!("s1/a.txt?{q}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let wrong_size = Put::v1("s1/a.txt", "hello").signed_size(6);
+    assert_eq!(wrong_size.status(&server).await, StatusCode::FORBIDDEN);
+    let wrong_secret = Put::v1("s1/a.txt", "hello").secret("other");
+    assert_eq!(wrong_secret.status(&server).await, StatusCode::FORBIDDEN);
     // A MAC for another path.
-    let q = v1_query("s1/b.txt", 5);
-    let r = put(server.url(&format!("s1/a.txt?{q}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let wrong_path = Put::v1("s1/a.txt", "hello").decoded("s1/b.txt");
+    assert_eq!(wrong_path.status(&server).await, StatusCode::FORBIDDEN);
 
     let now = unix_now();
     let claims = |slot: &str, exp: i64| {
-        format!(
-            r#"{{"slot":"{slot}","filesize":5,"filetype":"text/plain","exp":{exp},"iat":{now}}}"#
-        )
+        Claims::new(slot, 5)
+            .exp(exp)
+            .filetype("text/plain")
+            .iat(now)
     };
     // Expired JWT, JWT for another slot, tampered JWT.
-    let r = put(server.url("s2/a.txt"))
-        .bearer_auth(jwt(&claims("s2", now - 1)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = put(server.url("s2/a.txt"))
-        .bearer_auth(jwt(&claims("other", now + 300)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let mut tampered = jwt(&claims("s2", now + 300));
+    let expired = Put::bearer("s2/a.txt", &claims("s2", now - 1).jwt(), "hello");
+    assert_eq!(expired.status(&server).await, StatusCode::FORBIDDEN);
+    let elsewhere = Put::bearer("s2/a.txt", &claims("other", now + 300).jwt(), "hello");
+    assert_eq!(elsewhere.status(&server).await, StatusCode::FORBIDDEN);
+    let mut tampered = claims("s2", now + 300).jwt();
     tampered.push('A');
-    let r = put(server.url("s2/a.txt"))
-        .bearer_auth(tampered)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let tampered = Put::bearer("s2/a.txt", &tampered, "hello");
+    assert_eq!(tampered.status(&server).await, StatusCode::FORBIDDEN);
     // None of this stored anything.
     assert!(server.files().iter().all(|f| !f.starts_with("blobs/2")));
 }
@@ -295,14 +211,7 @@ async fn jwt_only_mode_asks_for_a_bearer_token() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");
     // A v1 token is refused when v1 is disabled.
-    let q = v1_query("s/a.txt", 1);
-    let r = client()
-        .put(server.url(&format!("s/a.txt?{q}")))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(put(&server, "s/a.txt", "x").await, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]
@@ -324,7 +233,7 @@ async fn length_rules() {
     let head = format!("PUT /len/a.bin?{q} HTTP/1.1\r\nContent-Length: 10");
     let (status, _) = raw::exchange(&server.base_url, &head, b"01234", true);
     assert_eq!(status, 400);
-    let r = client().get(server.url("len/a.bin")).send().await.unwrap();
+    let r = get(&server, "len/a.bin").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // Larger than the limit: 413 before any body byte is sent.
@@ -341,11 +250,7 @@ async fn length_rules() {
     );
 
     // JWT with chunked body: the token's filesize is enforced while streaming.
-    let now = unix_now();
-    let token = jwt(&format!(
-        r#"{{"slot":"jwtc","filesize":10,"exp":{}}}"#,
-        now + 300
-    ));
+    let token = Claims::new("jwtc", 10).jwt();
     let head = format!(
         "PUT /jwtc/c.bin HTTP/1.1\r\nAuthorization: Bearer {token}\r\nTransfer-Encoding: chunked"
     );
@@ -365,8 +270,10 @@ async fn length_rules() {
     assert_eq!(status, 201, "{text}");
 
     // Afterwards the retry of the short upload works.
-    let r = put_v1(&server, "len/a.bin", "len/a.bin", b"0123456789".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&server, "len/a.bin", b"0123456789").await,
+        StatusCode::CREATED
+    );
     assert!(
         server.files().iter().all(|f| !f.starts_with("tmp/")),
         "{:?}",
@@ -377,18 +284,15 @@ async fn length_rules() {
 #[tokio::test]
 async fn completed_slot_is_never_overwritten() {
     let server = Upslot::start("");
-    let r = put_v1(&server, "dup/a.txt", "dup/a.txt", b"first".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = put_v1(&server, "dup/a.txt", "dup/a.txt", b"other".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
-    let body = client()
-        .get(server.url("dup/a.txt"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    assert_eq!(
+        put(&server, "dup/a.txt", b"first").await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        put(&server, "dup/a.txt", b"other").await,
+        StatusCode::CONFLICT
+    );
+    let body = get(&server, "dup/a.txt").await.bytes().await.unwrap();
     assert_eq!(body.as_ref(), b"first");
 }
 
@@ -396,25 +300,20 @@ async fn completed_slot_is_never_overwritten() {
 async fn upload_larger_than_every_buffer_round_trips() {
     let server = Upslot::start("");
     let body = data(24 << 20);
-    let r = put_v1(&server, "big/blob.bin", "big/blob.bin", body.clone()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let got = client()
-        .get(server.url("big/blob.bin"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    assert_eq!(
+        put(&server, "big/blob.bin", body.clone()).await,
+        StatusCode::CREATED
+    );
+    let got = get(&server, "big/blob.bin").await.bytes().await.unwrap();
     assert_eq!(got.len(), body.len());
     assert!(got.as_ref() == &body[..], "bytes differ");
     // A range deep inside the file.
-    let r = client()
-        .get(server.url("big/blob.bin"))
-        .header(header::RANGE, "bytes=10000000-10999999")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &server,
+        "big/blob.bin",
+        [(header::RANGE, "bytes=10000000-10999999")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         r.bytes().await.unwrap().as_ref(),
@@ -447,10 +346,12 @@ async fn dropped_upload_leaves_nothing_and_can_be_retried() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let r = client().get(server.url("drop/a.bin")).send().await.unwrap();
+    let r = get(&server, "drop/a.bin").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = put_v1(&server, "drop/a.bin", "drop/a.bin", data(len)).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&server, "drop/a.bin", data(len)).await,
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]
@@ -458,14 +359,9 @@ async fn concurrent_puts_to_one_slot_have_one_winner() {
     let server = Upslot::start("");
     let mut tasks = Vec::new();
     for i in 0..8u8 {
-        let url = server.url(&format!("race/a.bin?{}", v1_query("race/a.bin", 2 << 20)));
+        let put = put_request(&server, "race/a.bin", vec![i; 2 << 20]);
         tasks.push(tokio::spawn(async move {
-            let r = client()
-                .put(url)
-                .body(vec![i; 2 << 20])
-                .send()
-                .await
-                .unwrap();
+            let r = put.send().await.unwrap();
             (r.status(), i)
         }));
     }
@@ -479,14 +375,7 @@ async fn concurrent_puts_to_one_slot_have_one_winner() {
         }
     }
     assert_eq!(winners.len(), 1, "exactly one upload wins");
-    let body = client()
-        .get(server.url("race/a.bin"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = get(&server, "race/a.bin").await.bytes().await.unwrap();
     assert!(
         body.iter().all(|&b| b == winners[0]),
         "the winner's bytes are served"
@@ -502,13 +391,15 @@ async fn concurrent_puts_to_one_slot_have_one_winner() {
 #[tokio::test]
 async fn expired_files_are_never_served() {
     let server = Upslot::start("[retention]\nkeep = \"2s\"\nsweep_every = \"200ms\"\n");
-    let r = put_v1(&server, "exp/a.txt", "exp/a.txt", b"soon gone".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client().get(server.url("exp/a.txt")).send().await.unwrap();
+    assert_eq!(
+        put(&server, "exp/a.txt", b"soon gone").await,
+        StatusCode::CREATED
+    );
+    let r = get(&server, "exp/a.txt").await;
     assert_eq!(r.status(), StatusCode::OK);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let r = client().get(server.url("exp/a.txt")).send().await.unwrap();
+        let r = get(&server, "exp/a.txt").await;
         if r.status() == StatusCode::NOT_FOUND {
             break;
         }
@@ -518,7 +409,7 @@ async fn expired_files_are_never_served() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let r = client().head(server.url("exp/a.txt")).send().await.unwrap();
+    let r = head(&server, "exp/a.txt").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // The sweeper deletes the blob soon after.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -531,19 +422,8 @@ async fn expired_files_are_never_served() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A JWT whose `expires` is earlier than `keep` wins: here, already past.
-    let now = unix_now();
-    let token = jwt(&format!(
-        r#"{{"slot":"jexp","filesize":1,"expires":{},"exp":{}}}"#,
-        now - 5,
-        now + 300
-    ));
-    let r = client()
-        .put(server.url("jexp/a"))
-        .bearer_auth(token)
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let token = Claims::new("jexp", 1).expires(unix_now() - 5).jwt();
+    let r = Put::bearer("jexp/a", &token, "x").send(&server).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
@@ -551,34 +431,31 @@ async fn expired_files_are_never_served() {
 async fn ranges_and_conditionals() {
     let server = Upslot::start("");
     let body = data(1000);
-    let r = put_v1(&server, "rng/v.mp4", "rng/v.mp4", body.clone()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let get = |range: &str| {
-        client()
-            .get(server.url("rng/v.mp4"))
-            .header(header::RANGE, range.to_string())
-            .send()
-    };
+    assert_eq!(
+        put(&server, "rng/v.mp4", body.clone()).await,
+        StatusCode::CREATED
+    );
+    let ranged = |range: &'static str| get_with(&server, "rng/v.mp4", [(header::RANGE, range)]);
 
-    let r = get("bytes=0-1").await.unwrap();
+    let r = ranged("bytes=0-1").await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 0-1/1000");
     assert_eq!(r.headers()[header::CONTENT_LENGTH], "2");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[..2]);
 
-    let r = get("bytes=-500").await.unwrap();
+    let r = ranged("bytes=-500").await;
     assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 500-999/1000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[500..]);
 
-    let r = get("bytes=990-").await.unwrap();
+    let r = ranged("bytes=990-").await;
     assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes 990-999/1000");
     assert_eq!(r.bytes().await.unwrap().as_ref(), &body[990..]);
 
-    let r = get("bytes=1000-").await.unwrap();
+    let r = ranged("bytes=1000-").await;
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */1000");
 
-    let r = get("bytes=0-1,5-6").await.unwrap();
+    let r = ranged("bytes=0-1,5-6").await;
     assert_eq!(
         r.status(),
         StatusCode::OK,
@@ -586,61 +463,52 @@ async fn ranges_and_conditionals() {
     );
     assert_eq!(r.bytes().await.unwrap().len(), 1000);
 
-    let full = client().get(server.url("rng/v.mp4")).send().await.unwrap();
+    let full = get(&server, "rng/v.mp4").await;
     let etag = full.headers()[header::ETAG].to_str().unwrap().to_string();
     let modified = full.headers()[header::LAST_MODIFIED]
         .to_str()
         .unwrap()
         .to_string();
 
-    let r = client()
-        .get(server.url("rng/v.mp4"))
-        .header(header::IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&server, "rng/v.mp4", [(header::IF_NONE_MATCH, &etag)]).await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
     assert_eq!(r.headers()[header::ETAG], etag.as_str());
-    let r = client()
-        .get(server.url("rng/v.mp4"))
-        .header(header::IF_NONE_MATCH, "\"nope\"")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(&server, "rng/v.mp4", [(header::IF_NONE_MATCH, "\"nope\"")]).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = client()
-        .get(server.url("rng/v.mp4"))
-        .header(header::IF_MODIFIED_SINCE, &modified)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &server,
+        "rng/v.mp4",
+        [(header::IF_MODIFIED_SINCE, &modified)],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
-    let r = client()
-        .get(server.url("rng/v.mp4"))
-        .header(header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &server,
+        "rng/v.mp4",
+        [(header::IF_MODIFIED_SINCE, "Sun, 06 Nov 1994 08:49:37 GMT")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     // If-Range: the range only applies while the validator matches.
-    let r = get("bytes=0-9").await.unwrap();
+    let r = ranged("bytes=0-9").await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-    let r = client()
-        .get(server.url("rng/v.mp4"))
-        .header(header::RANGE, "bytes=0-9")
-        .header(header::IF_RANGE, &etag)
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &server,
+        "rng/v.mp4",
+        [(header::RANGE, "bytes=0-9"), (header::IF_RANGE, &etag)],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
-    let r = client()
-        .get(server.url("rng/v.mp4"))
-        .header(header::RANGE, "bytes=0-9")
-        .header(header::IF_RANGE, "\"stale\"")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &server,
+        "rng/v.mp4",
+        [
+            (header::RANGE, "bytes=0-9"),
+            (header::IF_RANGE, "\"stale\""),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.bytes().await.unwrap().len(), 1000);
 }
@@ -673,23 +541,23 @@ async fn preflight_and_cors() {
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 
     let listed = Upslot::start_with("cors_origins = [\"https://converse.example\"]", "", "", &[]);
-    let r = client()
-        .get(listed.url("s/a.jpg"))
-        .header(header::ORIGIN, "https://converse.example")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &listed,
+        "s/a.jpg",
+        [(header::ORIGIN, "https://converse.example")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         r.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
         "https://converse.example"
     );
-    let r = client()
-        .get(listed.url("s/a.jpg"))
-        .header(header::ORIGIN, "https://elsewhere.example")
-        .send()
-        .await
-        .unwrap();
+    let r = get_with(
+        &listed,
+        "s/a.jpg",
+        [(header::ORIGIN, "https://elsewhere.example")],
+    )
+    .await;
     assert!(
         !r.headers()
             .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN)
@@ -700,7 +568,7 @@ async fn preflight_and_cors() {
 async fn unknown_paths_methods_and_risky_types() {
     let server = Upslot::start("");
     for path in ["", "favicon.ico", "nope/missing.jpg"] {
-        let r = client().get(server.url(path)).send().await.unwrap();
+        let r = get(&server, path).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
     }
@@ -721,20 +589,12 @@ async fn unknown_paths_methods_and_risky_types() {
     assert_eq!(status, 400);
 
     // A file whose token says HTML is served as an attachment in a sandbox.
-    let q = v2_query("xss/page.html", 24, "text/html");
-    let r = client()
-        .put(server.url(&format!("xss/page.html?{q}")))
-        .header(header::CONTENT_TYPE, "text/html")
-        .body("<script>alert(1)</script")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::v2("xss/page.html", "<script>alert(1)</script")
+        .content_type("text/html")
+        .send(&server)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client()
-        .get(server.url("xss/page.html"))
-        .send()
-        .await
-        .unwrap();
+    let r = get(&server, "xss/page.html").await;
     assert!(
         r.headers()[header::CONTENT_DISPOSITION]
             .to_str()
@@ -747,16 +607,12 @@ async fn unknown_paths_methods_and_risky_types() {
             .unwrap()
             .contains("sandbox")
     );
-    let q = v2_query("xss/i.svg", 5, "image/svg+xml");
-    let r = client()
-        .put(server.url(&format!("xss/i.svg?{q}")))
-        .header(header::CONTENT_TYPE, "image/svg+xml")
-        .body("<svg>")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::v2("xss/i.svg", "<svg>")
+        .content_type("image/svg+xml")
+        .send(&server)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client().get(server.url("xss/i.svg")).send().await.unwrap();
+    let r = get(&server, "xss/i.svg").await;
     assert!(
         r.headers()[header::CONTENT_DISPOSITION]
             .to_str()
@@ -768,21 +624,12 @@ async fn unknown_paths_methods_and_risky_types() {
 #[tokio::test]
 async fn base_path_is_stripped_before_the_mac() {
     let server = Upslot::start_with("base_path = \"/upload/\"", "", "", &[]);
-    let q = v1_query("b/a.txt", 2);
-    let r = client()
-        .put(server.url(&format!("upload/b/a.txt?{q}")))
-        .body("hi")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let r = client()
-        .get(server.url("upload/b/a.txt"))
-        .send()
-        .await
-        .unwrap();
+    // The URL carries the base prefix; the MAC covers the path after it.
+    let upload = Put::v1("upload/b/a.txt", "hi").decoded("b/a.txt");
+    assert_eq!(upload.status(&server).await, StatusCode::CREATED);
+    let r = get(&server, "upload/b/a.txt").await;
     assert_eq!(r.text().await.unwrap(), "hi");
-    let r = client().get(server.url("b/a.txt")).send().await.unwrap();
+    let r = get(&server, "b/a.txt").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -813,8 +660,10 @@ async fn storage_full_and_storage_down() {
     );
     let server = Upslot::start_raw(&config, &[]);
     let small = data(100_000);
-    let r = put_v1(&server, "full/keep.bin", "full/keep.bin", small.clone()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&server, "full/keep.bin", small.clone()).await,
+        StatusCode::CREATED
+    );
     // Past the reserve: refused before the body is read.
     let q = v1_query("full/huge.bin", 7 << 20);
     let head = format!(
@@ -827,18 +676,8 @@ async fn storage_full_and_storage_down() {
 
     // Space runs out mid-write: two uploads that each fit alone.
     let uploads = (0..2).map(|i| {
-        let url = server.url(&format!(
-            "full/half{i}.bin?{}",
-            v1_query(&format!("full/half{i}.bin"), 4 << 20)
-        ));
-        tokio::spawn(async move {
-            client()
-                .put(url)
-                .body(data(4 << 20))
-                .send()
-                .await
-                .map(|r| r.status())
-        })
+        let put = put_request(&server, &format!("full/half{i}.bin"), data(4 << 20));
+        tokio::spawn(async move { put.send().await.map(|r| r.status()) })
     });
     let mut statuses = Vec::new();
     for upload in uploads.collect::<Vec<_>>() {
@@ -855,14 +694,7 @@ async fn storage_full_and_storage_down() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty());
-    let got = client()
-        .get(server.url("full/keep.bin"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let got = get(&server, "full/keep.bin").await.bytes().await.unwrap();
     assert!(got.as_ref() == &small[..]);
 
     // Service resumes by itself once space is freed (here: the operator
@@ -875,22 +707,25 @@ async fn storage_full_and_storage_down() {
             }
         }
     }
-    let r = put_v1(&server, "full/after.bin", "full/after.bin", data(1 << 20)).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&server, "full/after.bin", data(1 << 20)).await,
+        StatusCode::CREATED
+    );
     drop(server);
 
     // Storage gone: 503 and /health says so.
     let server = Upslot::start("");
     std::fs::remove_dir_all(server.data_dir.join("tmp")).unwrap();
-    let r = put_v1(&server, "down/a.txt", "down/a.txt", b"x".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        put(&server, "down/a.txt", b"x").await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
     assert_eq!(
         health(&server).await.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
     std::fs::create_dir(server.data_dir.join("tmp")).unwrap();
-    let r = put_v1(&server, "down/a.txt", "down/a.txt", b"x".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(put(&server, "down/a.txt", b"x").await, StatusCode::CREATED);
     let answer = health(&server).await;
     let status = answer.status();
     let text = answer.text().await.unwrap();
@@ -900,8 +735,10 @@ async fn storage_full_and_storage_down() {
 #[tokio::test]
 async fn http2_cleartext() {
     let server = Upslot::start("");
-    let r = put_v1(&server, "h2/a.txt", "h2/a.txt", b"over h2".to_vec()).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        put(&server, "h2/a.txt", b"over h2").await,
+        StatusCode::CREATED
+    );
     let h2 = Client::builder()
         .no_proxy()
         .http2_prior_knowledge()
@@ -911,13 +748,7 @@ async fn http2_cleartext() {
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.headers()[header::CONTENT_LENGTH], "7");
     assert_eq!(r.text().await.unwrap(), "over h2");
-    let q = v1_query("h2/b.txt", 3);
-    let r = h2
-        .put(server.url(&format!("h2/b.txt?{q}")))
-        .body("abc")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::v1("h2/b.txt", "abc").via(&h2).send(&server).await;
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
@@ -936,6 +767,9 @@ async fn a_stalled_body_gets_408_and_leaves_nothing() {
             .iter()
             .all(|f| !f.starts_with("tmp/") && !f.starts_with("blobs/"))
     );
-    let r = put_v1(&server, "idle/a.bin", "idle/a.bin", data(1000)).await;
-    assert_eq!(r.status(), StatusCode::CREATED, "a retry works");
+    assert_eq!(
+        put(&server, "idle/a.bin", data(1000)).await,
+        StatusCode::CREATED,
+        "a retry works"
+    );
 }

@@ -7,8 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Upslot, client_from, v1_query};
+use common::{
+    Claims, Put, Upslot, client_from, ejabberd_path, erase_request, erase_sig, metrics, unix_now,
+};
 use reqwest::{StatusCode, header};
+
+const ROMEO: &str = "romeo@montague.tld";
+const JULIET: &str = "juliet@capulet.lit";
 
 #[tokio::test]
 async fn failed_attempts_ban_one_address_only() {
@@ -26,13 +31,8 @@ async fn failed_attempts_ban_one_address_only() {
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "attempt {i}");
     }
     // Banned now, even with a valid token.
-    let q = v1_query("ok/a.txt", 1);
-    let r = attacker
-        .put(server.url(&format!("ok/a.txt?{q}")))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let valid = Put::v1("ok/a.txt", "x");
+    let r = valid.clone().via(&attacker).send(&server).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = r.headers()[header::RETRY_AFTER]
         .to_str()
@@ -45,12 +45,7 @@ async fn failed_attempts_ban_one_address_only() {
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 
     // The neighbour is unaffected and its successes record nothing.
-    let r = neighbour
-        .put(server.url(&format!("ok/a.txt?{q}")))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let r = valid.via(&neighbour).send(&server).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(
         neighbour
@@ -63,14 +58,7 @@ async fn failed_attempts_ban_one_address_only() {
     );
 
     // Metrics count, never name, the addresses.
-    let metrics = client_from("127.0.0.1")
-        .get(format!("{}/metrics", server.admin_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&server).await;
     assert!(
         metrics.contains("upslot_failed_attempts_total 5"),
         "{metrics}"
@@ -156,44 +144,26 @@ async fn forwarded_addresses_count_only_behind_trusted_proxies() {
     );
 }
 
-/// A JWT slot for `sub`, as Prosody's mod_http_file_share makes it.
-fn jwt_for(sub: &str, slot: &str, size: usize) -> String {
-    let now = common::unix_now();
-    common::jwt(&format!(
-        r#"{{"sub":"{sub}","slot":"{slot}","filesize":{size},"filetype":"text/plain","iat":{now},"exp":{}}}"#,
-        now + 300
-    ))
-}
-
 #[tokio::test]
 async fn erasing_an_account_deletes_all_its_files_and_only_those() {
-    use sha1::Digest as _;
     let server = Upslot::start("");
     let http = client_from("127.0.0.1");
-    for (sub, slot) in [
-        ("romeo@montague.tld", "r1"),
-        ("romeo@montague.tld", "r2"),
-        ("juliet@capulet.lit", "j1"),
-    ] {
-        let r = http
-            .put(server.url(&format!("{slot}/note.txt")))
-            .bearer_auth(jwt_for(sub, slot, 4))
-            .body("note")
-            .send()
-            .await
-            .unwrap();
+    let now = unix_now();
+    for (sub, slot) in [(ROMEO, "r1"), (ROMEO, "r2"), (JULIET, "j1")] {
+        let token = Claims::new(slot, 4)
+            .sub(sub)
+            .filetype("text/plain")
+            .iat(now)
+            .jwt();
+        let r = Put::bearer(&format!("{slot}/note.txt"), &token, "note")
+            .via(&http)
+            .send(&server)
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     // ejabberd names the uploader by sha1(user@host) in the path.
-    let sha1 = hex::encode(sha1::Sha1::digest(b"romeo@montague.tld"));
-    let path = format!("{sha1}/abcdef0123456789/photo.jpg");
-    let q = v1_query(&path, 3);
-    let r = http
-        .put(server.url(&format!("{path}?{q}")))
-        .body("jpg")
-        .send()
-        .await
-        .unwrap();
+    let path = ejabberd_path(ROMEO, "abcdef0123456789", "photo.jpg");
+    let r = Put::v1(&path, "jpg").via(&http).send(&server).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(
         server
@@ -205,30 +175,13 @@ async fn erasing_an_account_deletes_all_its_files_and_only_those() {
     );
 
     // Refused: a wrong signature, and a stale one.
-    let now = common::unix_now();
-    let sign = |jid: &str, ts: i64| {
-        common::mac_hex(common::SECRET, format!("erase\0{jid}\0{ts}").as_bytes())
-    };
-    let admin = |jid: &str, ts: i64, sig: &str| {
-        format!("{}/owners/{jid}?ts={ts}&sig={sig}", server.admin_url)
-    };
-    let r = http
-        .delete(admin(
-            "romeo@montague.tld",
-            now,
-            &sign("juliet@capulet.lit", now),
-        ))
+    let r = erase_request(&server, ROMEO, now, &erase_sig(JULIET, now))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let stale = now - 600;
-    let r = http
-        .delete(admin(
-            "romeo@montague.tld",
-            stale,
-            &sign("romeo@montague.tld", stale),
-        ))
+    let r = erase_request(&server, ROMEO, stale, &erase_sig(ROMEO, stale))
         .send()
         .await
         .unwrap();
@@ -245,7 +198,7 @@ async fn erasing_an_account_deletes_all_its_files_and_only_those() {
     // The CLI signs with the configured secret and asks the running server.
     server.pin_admin_port();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_upslot"))
-        .args(["erase", "--jid", "romeo@montague.tld", "--config"])
+        .args(["erase", "--jid", ROMEO, "--config"])
         .arg(&server.config_path)
         .output()
         .unwrap();
@@ -273,13 +226,8 @@ async fn erasing_an_account_deletes_all_its_files_and_only_those() {
             .count(),
         1
     );
-    // A second erase finds nothing more.
-    let r = http
-        .delete(admin(
-            "romeo%40montague.tld",
-            now,
-            &sign("romeo@montague.tld", now),
-        ))
+    // A second erase finds nothing more (the JID percent-encoded this time).
+    let r = erase_request(&server, "romeo%40montague.tld", now, &erase_sig(ROMEO, now))
         .send()
         .await
         .unwrap();
@@ -334,13 +282,10 @@ async fn slow_headers_are_cut_off_and_idle_connections_do_not_block_uploads() {
     let idle: Vec<_> = (0..300)
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
-    let q = v1_query("busy/a.txt", 4);
-    let r = client_from("127.0.0.1")
-        .put(server.url(&format!("busy/a.txt?{q}")))
-        .body("data")
-        .send()
-        .await
-        .unwrap();
+    let r = Put::v1("busy/a.txt", "data")
+        .via(&client_from("127.0.0.1"))
+        .send(&server)
+        .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     drop(idle);
 }

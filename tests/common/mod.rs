@@ -4,6 +4,11 @@
 //! (`127.0.0.1:0`); the binary announces the bound addresses on stdout with
 //! lines `upslot listening on <url>` and `upslot admin listening on <url>`,
 //! which [`Upslot::start`] waits for. No fixed ports, no sleeps.
+//!
+//! The vocabulary the tests speak: [`tokens`] signs as each XMPP server
+//! does (v1, v2, `token=`, JWT [`Claims`], ejabberd paths, Metronome's
+//! DELETE, the admin erase), [`requests`] sends it ([`Put`], [`get`],
+//! [`head`], [`signed_delete`], [`erase_request`]); both are re-exported here.
 
 #![allow(dead_code, unreachable_pub)]
 
@@ -14,7 +19,15 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod postgres;
+pub mod requests;
 pub mod s3;
+pub mod tokens;
+
+// Each test binary uses a different part of the vocabulary, some none of it.
+#[allow(unused_imports)]
+pub use requests::*;
+#[allow(unused_imports)]
+pub use tokens::*;
 
 /// The shared secret every test instance is configured with.
 pub const SECRET: &str = "test-secret-0123456789";
@@ -294,28 +307,6 @@ pub async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// A PUT of `body` to `path` with a v1 token, not sent yet (for more headers).
-pub fn put_request(
-    server: &Upslot,
-    path: &str,
-    body: impl Into<Vec<u8>>,
-) -> reqwest::RequestBuilder {
-    let body = body.into();
-    let query = v1_query(path, body.len() as u64);
-    client()
-        .put(server.url(&format!("{path}?{query}")))
-        .body(body)
-}
-
-/// PUTs `body` to `path` with a v1 token; the status of the answer.
-pub async fn put(server: &Upslot, path: &str, body: impl Into<Vec<u8>>) -> reqwest::StatusCode {
-    put_request(server, path, body)
-        .send()
-        .await
-        .expect("PUT")
-        .status()
-}
-
 /// `server`'s answer to `GET /health` on the admin listener.
 pub async fn health(server: &Upslot) -> reqwest::Response {
     client()
@@ -323,34 +314,6 @@ pub async fn health(server: &Upslot) -> reqwest::Response {
         .send()
         .await
         .expect("GET /health")
-}
-
-/// HMAC-SHA256 of `message` under `secret`, lower-case hex: how XMPP servers sign slots.
-pub fn mac_hex(secret: &str, message: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
-    mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// A v1 PUT URL path+query for `path` (already percent-encoded on the wire form
-/// `wire`, decoded form `decoded`) of `size` bytes.
-pub fn v1_query(decoded: &str, size: u64) -> String {
-    format!(
-        "v={}",
-        mac_hex(SECRET, format!("{decoded} {size}").as_bytes())
-    )
-}
-
-/// A v2 query for `decoded` path, `size` and `content_type`.
-pub fn v2_query(decoded: &str, size: u64, content_type: &str) -> String {
-    format!(
-        "v2={}",
-        mac_hex(
-            SECRET,
-            format!("{decoded}\0{size}\0{content_type}").as_bytes()
-        )
-    )
 }
 
 /// An HTTP client whose connections come from `source` (every address in
@@ -362,18 +325,6 @@ pub fn client_from(source: &str) -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client")
-}
-
-/// A JWT as Prosody's mod_http_file_share makes it: HS256 over `claims`
-/// (a JSON object) with the test secret.
-pub fn jwt(claims: &str) -> String {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.as_bytes());
-    let signed = format!("{header}.{payload}");
-    let mac = hex::decode(mac_hex(SECRET, signed.as_bytes())).expect("hex");
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac))
 }
 
 /// The current Unix time.
