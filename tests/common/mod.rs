@@ -15,6 +15,7 @@ use std::time::Duration;
 
 pub mod postgres;
 pub mod s3;
+pub mod tls;
 
 /// The shared secret every test instance is configured with.
 pub const SECRET: &str = "test-secret-0123456789";
