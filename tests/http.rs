@@ -75,7 +75,12 @@ async fn v1_upload_then_download_with_all_file_headers() {
     assert_eq!(response.headers()[header::ETAG], h[header::ETAG]);
     assert!(response.bytes().await.unwrap().is_empty());
 
-    // Clients may encode the same name with upper-case escapes.
+    // Clients may encode the same name with other escapes, in either case
+    // (`%2E` and `%2e` are both '.').
+    for wire in ["abc123/photo%201%2Ejpg", "abc123/photo%201%2ejpg"] {
+        let response = get(&server, wire).await;
+        assert_eq!(response.status(), StatusCode::OK, "{wire}");
+    }
     let response = get(&server, "abc123/photo%201.jpg").await;
     assert_eq!(response.status(), StatusCode::OK);
 }

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::tls::pki;
 use common::{Upslot, raw, v1_query};
 use reqwest::{Client, StatusCode};
 
@@ -131,33 +132,6 @@ async fn runs_with_no_config_and_prints_the_xmpp_lines_once() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o077, 0);
-}
-
-/// A CA and a leaf certificate for 127.0.0.1, as PEM.
-struct TestPki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn pki(name: &str) -> TestPki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, format!("{name} CA"));
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        cert_pem: leaf.pem(),
-        key_pem: leaf_key.serialize_pem(),
-    }
 }
 
 fn tls_client(ca_pem: &str) -> Client {

@@ -293,7 +293,7 @@ async fn slow_headers_are_cut_off_and_idle_connections_do_not_block_uploads() {
 #[tokio::test]
 async fn over_the_connection_cap_new_connections_are_refused_at_once() {
     use std::io::Read;
-    let server = Upslot::start_with("max_connections = 4\nheader_timeout = \"3s\"", "", "", &[]);
+    let server = Upslot::start_with("max_connections = 4\nheader_timeout = \"60s\"", "", "", &[]);
     let addr = server.base_url.trim_start_matches("http://").to_string();
     let held: Vec<_> = (0..4)
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())

@@ -1,34 +1,41 @@
 //! Accepting connections and serving HTTP/1.1 and HTTP/2 on them.
 //!
-//! [`run`] takes already-bound listeners and a shutdown token. On shutdown
-//! it stops accepting, lets in-flight requests finish for the grace period,
-//! then drops what is left (dropping an upload removes its partial blob).
+//! [`run`] takes already-bound listeners and a shutdown token. Each accepted
+//! connection gets its own task ([`connection`]), which closes it once it
+//! has been idle (no request in flight, no response bytes left to send) for
+//! `header_timeout` ([`watchdog`], [`activity`]). On shutdown [`run`] stops
+//! accepting, tells every connection to close, lets in-flight requests
+//! finish for the grace period, then drops what is left (dropping an upload
+//! removes its partial blob).
 
+mod activity;
+mod connection;
 pub mod tls;
+mod watchdog;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::http;
 use crate::http::App;
+use connection::{Accepted, Service, Shared};
 
 /// Limits applied at the edge, before any handler runs.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Connections served at once; more are closed at accept.
     pub max_connections: usize,
-    /// Time allowed to send request headers.
+    /// Time a connection may be idle: from accept (TLS handshake included)
+    /// to its first complete request head, and from the end of each
+    /// response (its last byte written) to the next request head. HTTP/1
+    /// and HTTP/2.
     pub header_timeout: Duration,
     /// Time allowed for a TLS handshake.
     pub tls_handshake_timeout: Duration,
@@ -38,13 +45,6 @@ pub struct Limits {
 
 /// Largest request head (request line and headers) accepted, in bytes.
 const MAX_HEADER_BYTES: usize = 64 * 1024;
-
-/// Which service a listener runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Service {
-    Public,
-    Admin,
-}
 
 /// Serves `public` listeners (over TLS when `tls` is given) and the
 /// `admin` listener until `shutdown` is cancelled, then drains.
@@ -56,7 +56,6 @@ pub async fn run(
     limits: Limits,
     shutdown: CancellationToken,
 ) {
-    let graceful = Arc::new(GracefulShutdown::new());
     let tracker = TaskTracker::new();
     let hard_stop = CancellationToken::new();
     let connections = Arc::new(Semaphore::new(limits.max_connections));
@@ -70,12 +69,13 @@ pub async fn run(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32);
-    let ctx = Arc::new(Context {
+    let shared = Arc::new(Shared {
         app,
         builder,
         tls,
-        limits,
-        connections,
+        header_timeout: limits.header_timeout,
+        tls_handshake_timeout: limits.tls_handshake_timeout,
+        shutdown: shutdown.clone(),
         hard_stop: hard_stop.clone(),
     });
 
@@ -88,54 +88,43 @@ pub async fn run(
     }
     let mut loops = tokio::task::JoinSet::new();
     for (listener, service) in accept_loops {
-        let ctx = Arc::clone(&ctx);
-        let shutdown = shutdown.clone();
-        let graceful = Arc::clone(&graceful);
+        let shared = Arc::clone(&shared);
+        let connections = Arc::clone(&connections);
         let tracker = tracker.clone();
         loops.spawn(async move {
-            accept_loop(listener, service, ctx, shutdown, graceful, tracker).await;
+            accept_loop(listener, service, shared, connections, tracker).await;
         });
     }
     shutdown.cancelled().await;
     while loops.join_next().await.is_some() {}
-    // The accept loops are gone, and with them every other handle.
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    // The accept loops are gone: no connection task starts any more, and
+    // every running one has been told to close (it watches `shutdown`).
+    tracker.close();
     tracing::info!(
-        connections = graceful.count(),
-        grace_s = ctx.limits.shutdown_grace.as_secs(),
+        connections = tracker.len(),
+        grace_s = limits.shutdown_grace.as_secs(),
         "shutting down: finishing in-flight requests"
     );
     tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(ctx.limits.shutdown_grace) => {
+        () = tracker.wait() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!("grace period over: closing the remaining connections");
             hard_stop.cancel();
         }
     }
-    tracker.close();
     tracker.wait().await;
-}
-
-struct Context {
-    app: Arc<App>,
-    builder: auto::Builder<TokioExecutor>,
-    tls: Option<tls::Tls>,
-    limits: Limits,
-    connections: Arc<Semaphore>,
-    hard_stop: CancellationToken,
 }
 
 async fn accept_loop(
     listener: TcpListener,
     service: Service,
-    ctx: Arc<Context>,
-    shutdown: CancellationToken,
-    graceful: Arc<GracefulShutdown>,
+    shared: Arc<Shared>,
+    connections: Arc<Semaphore>,
     tracker: TaskTracker,
 ) {
     loop {
         let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => return,
+            () = shared.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -146,74 +135,24 @@ async fn accept_loop(
                 }
             },
         };
-        let Ok(permit) = Arc::clone(&ctx.connections).try_acquire_owned() else {
+        let at = Instant::now();
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             // Over the cap: refuse at once rather than queue.
             drop(stream);
             tracing::warn!("connection limit reached; connection refused");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let ctx = Arc::clone(&ctx);
-        let watcher = graceful.watcher();
+        let shared = Arc::clone(&shared);
+        let accepted = Accepted {
+            stream,
+            peer,
+            service,
+            at,
+        };
         tracker.spawn(async move {
-            serve_connection(stream, peer, service, &ctx, watcher).await;
+            connection::serve(accepted, &shared).await;
             drop(permit);
         });
-    }
-}
-
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    service: Service,
-    ctx: &Context,
-    graceful: hyper_util::server::graceful::Watcher,
-) {
-    match (&ctx.tls, service) {
-        (Some(tls), Service::Public) => {
-            let handshake = tokio::time::timeout(
-                ctx.limits.tls_handshake_timeout,
-                tls.acceptor().accept(stream),
-            );
-            match handshake.await {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, peer, service, ctx, graceful).await,
-                Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
-        }
-        _ => serve_io(stream, peer, service, ctx, graceful).await,
-    }
-}
-
-async fn serve_io<I>(
-    io: I,
-    peer: SocketAddr,
-    service: Service,
-    ctx: &Context,
-    graceful: hyper_util::server::graceful::Watcher,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let app = Arc::clone(&ctx.app);
-    let svc = service_fn(move |request| {
-        let app = Arc::clone(&app);
-        async move {
-            match service {
-                Service::Public => http::serve_public(app, peer, request).await,
-                Service::Admin => http::serve_admin(app, request).await,
-            }
-        }
-    });
-    let connection = ctx
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .into_owned();
-    tokio::select! {
-        result = graceful.watch(connection) => {
-            if let Err(error) = result {
-                tracing::debug!(error = %error, "connection ended with an error");
-            }
-        }
-        () = ctx.hard_stop.cancelled() => {}
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 pub mod postgres;
 pub mod requests;
 pub mod s3;
+pub mod tls;
 pub mod tokens;
 
 // Each test binary uses a different part of the vocabulary, some none of it.
