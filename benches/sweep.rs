@@ -78,7 +78,7 @@ const CHUNK: usize = 10_000;
 const CONTENT_TYPE: &str = "application/octet-stream";
 /// Files of the smoke run done without arguments.
 const SMOKE_FILES: usize = 2_000;
-/// `CONCURRENT_DELETES` in src/deletion.rs (private there), the default of `phases`.
+/// `CONCURRENT_DELETES` in src/storage/mod.rs (private there), the default of `phases`.
 const SWEEPER_CONCURRENT_DELETES: usize = 16;
 
 fn main() -> anyhow::Result<()> {
