@@ -4,7 +4,7 @@
 //! data layer each own their [`Counter`]s and write their own metrics into
 //! an [`Exposition`] when `/metrics` is scraped. The format is written by
 //! hand: two dozen unlabelled counters and gauges need no framework (see
-//! the README, "Development", for why `prometheus-client` was declined).
+//! the README, "Architecture", for why `prometheus-client` was declined).
 //! No metric carries a label with an address, path or JID.
 
 use std::fmt::{Display, Write as _};
