@@ -166,23 +166,36 @@ mod h2 {
     }
 }
 
-/// Opens an h2c (prior knowledge) connection and sends the preface and an
-/// empty SETTINGS frame.
-fn h2c_connect(server: &Upslot) -> TcpStream {
+/// Opens an h2c (prior knowledge) connection and sends the preface and a
+/// SETTINGS frame with `settings` (empty: the defaults).
+fn h2c_connect(server: &Upslot, settings: &[u8]) -> TcpStream {
     let mut stream = TcpStream::connect(addr(server)).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(h2::PREFACE).unwrap();
     stream
-        .write_all(&h2::frame(h2::SETTINGS, 0, 0, &[]))
+        .write_all(&h2::frame(h2::SETTINGS, 0, 0, settings))
         .unwrap();
     stream
+}
+
+/// Sends a GET of `path` as the whole of stream 1.
+fn h2_get_on_stream_1(stream: &mut TcpStream, server: &Upslot, path: &str) {
+    let block = h2::get(path, &addr(server));
+    stream
+        .write_all(&h2::frame(
+            h2::HEADERS,
+            h2::END_HEADERS | h2::END_STREAM_OR_ACK,
+            1,
+            &block,
+        ))
+        .unwrap();
 }
 
 #[test]
 fn a_silent_http2_connection_gets_a_goaway_and_is_closed() {
     let server = Upslot::start_with("header_timeout = \"2s\"", "", "", &[]);
     let connected = Instant::now();
-    let mut stream = h2c_connect(&server);
+    let mut stream = h2c_connect(&server, &[]);
     // The client answers nothing, not even the GOAWAY ping: the server
     // closes the connection on its own a moment after the GOAWAY.
     let mut goaway = None;
@@ -203,17 +216,9 @@ fn a_silent_http2_connection_gets_a_goaway_and_is_closed() {
 #[test]
 fn an_http2_connection_idle_after_a_request_gets_a_goaway_and_is_closed() {
     let server = Upslot::start_with("header_timeout = \"2s\"", "", "", &[]);
-    let mut stream = h2c_connect(&server);
-    let block = h2::get("/idle/none.txt", &addr(&server));
+    let mut stream = h2c_connect(&server, &[]);
     let sent = Instant::now();
-    stream
-        .write_all(&h2::frame(
-            h2::HEADERS,
-            h2::END_HEADERS | h2::END_STREAM_OR_ACK,
-            1,
-            &block,
-        ))
-        .unwrap();
+    h2_get_on_stream_1(&mut stream, &server, "/idle/none.txt");
     // A polite client this time: it acknowledges SETTINGS and PINGs, so
     // the server can finish its graceful shutdown and close by itself.
     let mut response_headers = false;
@@ -260,22 +265,9 @@ async fn an_http2_stream_reset_with_its_body_unsent_does_not_hold_the_connection
         put(&server, "reset/a.bin", data(1 << 20)).await,
         StatusCode::CREATED
     );
-    let mut stream = TcpStream::connect(addr(&server)).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream.write_all(h2::PREFACE).unwrap();
     // SETTINGS_INITIAL_WINDOW_SIZE = 0: no body byte may leave.
-    stream
-        .write_all(&h2::frame(h2::SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0]))
-        .unwrap();
-    let block = h2::get("/reset/a.bin", &addr(&server));
-    stream
-        .write_all(&h2::frame(
-            h2::HEADERS,
-            h2::END_HEADERS | h2::END_STREAM_OR_ACK,
-            1,
-            &block,
-        ))
-        .unwrap();
+    let mut stream = h2c_connect(&server, &[0, 4, 0, 0, 0, 0]);
+    h2_get_on_stream_1(&mut stream, &server, "/reset/a.bin");
     loop {
         let frame = h2::read(&mut stream).expect("closed before the response head");
         if frame.kind == h2::HEADERS && frame.stream == 1 {

@@ -124,10 +124,18 @@ impl Activity {
         self.lock().idle()
     }
 
-    /// Counts `bytes` written to the socket.
+    /// Counts `bytes` written to the socket. Writes with no body bytes
+    /// owed (pings, settings, most writes of a connection at rest) read no
+    /// clock.
     fn sent(&self, bytes: usize) {
-        if bytes > 0 {
-            self.lock().sent(bytes as u64, Instant::now());
+        if bytes == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        // The same test as in `State::sent`, first: most writes owe nothing,
+        // and they should not pay for reading the clock.
+        if state.unsent > 0 {
+            state.sent(bytes as u64, Instant::now());
         }
     }
 

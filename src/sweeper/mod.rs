@@ -111,7 +111,7 @@ mod tests {
 
     use super::*;
     use crate::files::tests::{KEEP, MAX, fixture, key, record};
-    use crate::index::{Index, Inserted, Scan};
+    use crate::index::{FileRecord, Index, Inserted, Scan, SlotKey};
     use crate::retention::DAY;
     use crate::storage::{BlobMeta, BlobName, BlobStore};
 
@@ -141,6 +141,14 @@ mod tests {
 
     async fn exists(blobs: &dyn BlobStore, blob: &BlobName) -> bool {
         blobs.read(blob, 0..1).await.is_ok()
+    }
+
+    /// Two batches and five files created at `created`, file `n` expiring
+    /// at `n`.
+    fn expiring_each_second(created: i64) -> Vec<(SlotKey, FileRecord)> {
+        (0..(BATCH as u64 * 2 + 5))
+            .map(|n| (key(n), record(created, n as i64)))
+            .collect()
     }
 
     fn token() -> CancellationToken {
@@ -187,10 +195,7 @@ mod tests {
         let f = fixture();
         // Created recently enough that the `max` ceiling (200 s) has not
         // come for any of them at 1500.
-        let records: Vec<_> = (0..(BATCH as u64 * 2 + 5))
-            .map(|n| (key(n), record(1400, n as i64)))
-            .collect();
-        f.index.insert_many(&records).unwrap();
+        f.index.insert_many(&expiring_each_second(1400)).unwrap();
         // Only what expired by now=1500 goes, the rest waits.
         assert_eq!(sweep(&f.files, 1500, &token()).await.unwrap().0, 1501);
         let left = f.index.scan(Scan::ExpiredBy(i64::MAX), 1).await.unwrap();
@@ -204,10 +209,7 @@ mod tests {
         // All over the ceiling at 1500; the first 1501 expired too. The
         // expiry order and the creation order name the same files at first:
         // a batch must still be filled with the others.
-        let records: Vec<_> = (0..(BATCH as u64 * 2 + 5))
-            .map(|n| (key(n), record(0, n as i64)))
-            .collect();
-        f.index.insert_many(&records).unwrap();
+        f.index.insert_many(&expiring_each_second(0)).unwrap();
         assert_eq!(sweep(&f.files, 1500, &token()).await.unwrap().0, 2005);
     }
 

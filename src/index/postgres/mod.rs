@@ -234,7 +234,19 @@ impl PostgresIndex {
         Ok(client.execute(&statement, params).await?)
     }
 
-    /// Records read with `SELECT {RECORD_COLUMNS} …`.
+    /// The count that `sql` returns in the first column of its one row.
+    async fn count(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<usize, PgError> {
+        let rows = self.query(sql, params).await?;
+        let row = rows.first().ok_or(PgError::Corrupt)?;
+        usize::try_from(counter(row, 0)?).map_err(|_| PgError::Corrupt)
+    }
+
+    /// Records read by a statement that selects the record columns (see
+    /// [`keyed_record`]).
     async fn records(
         &self,
         sql: &str,

@@ -112,13 +112,10 @@ impl Index for PostgresIndex {
     }
 
     async fn count_expired(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
-        within(OPERATION_TIMEOUT, async {
-            let rows = self
-                .query(sql::COUNT_EXPIRED, &[&before, &as_limit(limit)])
-                .await?;
-            let row = rows.first().ok_or(PgError::Corrupt)?;
-            usize::try_from(counter(row, 0)?).map_err(|_| PgError::Corrupt)
-        })
+        within(
+            OPERATION_TIMEOUT,
+            self.count(sql::COUNT_EXPIRED, &[&before, &as_limit(limit)]),
+        )
         .await
     }
 
@@ -126,13 +123,10 @@ impl Index for PostgresIndex {
         if limit == 0 {
             return Ok(0);
         }
-        within(OPERATION_TIMEOUT, async {
-            let rows = self
-                .query(sql::FORGET_TOMBSTONES, &[&before, &as_limit(limit)])
-                .await?;
-            let row = rows.first().ok_or(PgError::Corrupt)?;
-            usize::try_from(counter(row, 0)?).map_err(|_| PgError::Corrupt)
-        })
+        within(
+            OPERATION_TIMEOUT,
+            self.count(sql::FORGET_TOMBSTONES, &[&before, &as_limit(limit)]),
+        )
         .await
     }
 
