@@ -207,6 +207,7 @@ fn make_records(
             created,
             expires_at,
             owner: None,
+            sealing: None,
         };
         if days.insert(record.blob.day().to_string()) {
             private_dir(&blobs.join(record.blob.day()))?;

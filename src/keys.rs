@@ -4,7 +4,10 @@
 //! `index.key` (keys index hashes and owner pseudonyms; always generated,
 //! unless `index.key_file` names another file, which replicas share) and
 //! `upload.secret` (only when no secret is configured; the first start
-//! prints the lines to paste into the XMPP server).
+//! prints the lines to paste into the XMPP server). Encryption at rest adds
+//! `epochs/` (the keyring of the embedded index, one file per epoch,
+//! `encryption.keyring`) or `master.key` (which wraps the epoch keys a
+//! PostgreSQL index keeps, `encryption.master_key_file`).
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -29,6 +32,8 @@ pub struct KeyError {
 pub struct KeyFiles {
     dir: PathBuf,
     index_key: PathBuf,
+    keyring: PathBuf,
+    master_key: PathBuf,
 }
 
 impl KeyFiles {
@@ -40,7 +45,29 @@ impl KeyFiles {
             .key_file
             .clone()
             .unwrap_or_else(|| dir.join("index.key"));
-        KeyFiles { dir, index_key }
+        let data = &config.storage.path;
+        KeyFiles {
+            dir,
+            index_key,
+            keyring: config.encryption.keyring_dir(data),
+            master_key: config.encryption.master_key_path(data),
+        }
+    }
+
+    /// The directory of epoch keys (embedded index).
+    pub fn keyring_dir(&self) -> &Path {
+        &self.keyring
+    }
+
+    /// The file holding the master key (PostgreSQL index).
+    pub fn master_key_path(&self) -> &Path {
+        &self.master_key
+    }
+
+    /// The master key, generated on first use.
+    pub fn master_key(&self) -> Result<[u8; 32], KeyError> {
+        let (hex_key, _) = load_or_generate(&self.master_key)?;
+        decode_key(&hex_key, &self.master_key)
     }
 
     /// The file holding the generated upload secret.
@@ -183,6 +210,8 @@ mod tests {
             keys.upload_secret_path(),
             Path::new("/data/keys/upload.secret")
         );
+        assert_eq!(keys.keyring_dir(), Path::new("/data/keys/epochs"));
+        assert_eq!(keys.master_key_path(), Path::new("/data/keys/master.key"));
         let shared = Config::load(
             Some(("[index]\nkey_file = \"/etc/upslot/index.key\"\n", "t")),
             &env,

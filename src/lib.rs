@@ -9,7 +9,8 @@
 //!               ─▶ http::route (typed Route)
 //!               ─▶ auth (route + head + now ─▶ PutGrant / DeleteGrant, or a refusal)
 //!               ─▶ handler (upload, download, delete, preflight)
-//!               ─▶ files (the data layer) ─▶ storage (blobs) + index (records)
+//!               ─▶ files (the data layer) ─▶ encryption (seal / open)
+//!                                            ─▶ storage (blobs) + index (records)
 //!          ─▶ ApiError ─▶ status + stable code, one log line without personal data
 //!
 //! sweeper (every sweep_every, one replica at a time) ─▶ files
@@ -23,6 +24,8 @@
 //!   [`auth`]: grants; [`privacy`]: client addresses and failed attempts;
 //! - [`files`]: blobs and records made and unmade together; [`retention`]:
 //!   the rules of a file's life; [`sweeper`]: deleting on time;
+//! - [`encryption`]: sealing blobs under per-file keys, epoch keys and
+//!   their destruction (crypto-shredding);
 //! - [`storage`] and [`index`]: the backends behind small traits;
 //! - [`metrics`], [`time`], [`shutdown`], [`telemetry`]: leaves.
 //!
@@ -33,6 +36,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
+pub mod encryption;
 pub mod files;
 pub mod http;
 pub mod index;

@@ -118,6 +118,7 @@ mod tests {
             created,
             expires_at,
             owner: None,
+            sealing: None,
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use upslot::encryption::Sealing;
 use upslot::index::embedded::EmbeddedIndex;
 use upslot::index::postgres::PostgresIndex;
 use upslot::index::{FileRecord, Index, Inserted, OwnerKey, Scan, SlotKey};
@@ -145,6 +146,12 @@ fn record(created: i64, expires_at: i64, owner: Option<u8>) -> FileRecord {
         created,
         expires_at,
         owner: owner.map(|o| OwnerKey([o; 32])),
+        // Records of owned files are sealed, so both shapes go through
+        // every index.
+        sealing: owner.map(|o| Sealing {
+            epoch: expires_at,
+            wrapped_key: [o; 60],
+        }),
     }
 }
 

@@ -13,6 +13,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use upslot::encryption::Sealing;
 use upslot::index::postgres::PostgresIndex;
 use upslot::index::{FileRecord, Index, IndexError, Inserted, Leases, OwnerKey, Scan, SlotKey};
 use upslot::storage::BlobName;
@@ -27,6 +28,10 @@ fn record(created: i64, owner: Option<u8>) -> FileRecord {
         created,
         expires_at: created + 3_600,
         owner: owner.map(|o| OwnerKey([o; 32])),
+        sealing: owner.map(|o| Sealing {
+            epoch: created + 3_600,
+            wrapped_key: [o; 60],
+        }),
     }
 }
 

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use crate::auth::Verifier;
 use crate::auth::mac::hmac_sha256;
 use crate::config::{Config, ConfigError, IndexBackend, OffloadMode, Secret, StorageBackend};
+use crate::encryption::keyring::{DirKeyring, Keyring};
+use crate::encryption::keys::{MasterKey, SecretKey};
+use crate::encryption::{Encryption, EncryptionSettings};
 use crate::files::Files;
 use crate::http::cors::Cors;
 use crate::http::{App, Offload, Settings};
@@ -26,6 +29,7 @@ use crate::storage::disk::DiskStore;
 use crate::storage::object::{ObjectBlobStore, Transfers};
 use crate::storage::{AbandonedUploads, BlobStore, Presign};
 use crate::sweeper::{SweepMetrics, Sweeper};
+use crate::time::secs;
 
 pub use hints::hints;
 
@@ -57,6 +61,9 @@ pub enum StartError {
     /// The blob store's settings are unusable.
     #[error("storage: {0}")]
     Storage(String),
+    /// The keyring of encryption at rest cannot be opened.
+    #[error("encryption: {0}")]
+    Encryption(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -76,6 +83,7 @@ impl StartError {
             StartError::Io { .. }
             | StartError::Key(_)
             | StartError::Index(_)
+            | StartError::Encryption(_)
             | StartError::Bind { .. } => 1,
         }
     }
@@ -125,7 +133,15 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         None => None,
     };
     let blobs = open_blobs(config)?;
-    let (index, leases) = open_index(config, &index_key).await?;
+    let opened = open_index(config, &index_key, &keys).await?;
+    let (index, leases) = (opened.index, opened.leases);
+    let encryption = Encryption::new(
+        opened.keyring,
+        EncryptionSettings {
+            seal_new: config.encryption.enabled,
+            epoch: secs(config.encryption.epoch.0),
+        },
+    );
     let retention = &config.retention;
     let files = Arc::new(Files::new(
         blobs.store,
@@ -138,6 +154,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             sweep_every: retention.sweep_every.0,
             tombstone_horizon: retention.tombstone_horizon().0,
         },
+        encryption,
     ));
     let server = &config.server;
     let offload = match config.offload.mode {
@@ -247,17 +264,32 @@ fn open_blobs(config: &Config) -> Result<OpenedBlobs, StartError> {
     })
 }
 
-/// Opens the configured index, and its leases if several processes share
-/// it. A shared index remembers a fingerprint of the index key it was
-/// created with and refuses replicas with another key.
+/// An index, its leases if several processes share it, and the keyring of
+/// epoch keys that goes with it.
+struct OpenedIndex {
+    index: Arc<dyn Index>,
+    leases: Option<Arc<dyn Leases>>,
+    keyring: Arc<dyn Keyring>,
+}
+
+/// Opens the configured index and its keyring. A shared index remembers
+/// fingerprints of the index key and the master key it was created with
+/// and refuses replicas with other keys.
 async fn open_index(
     config: &Config,
     index_key: &[u8; 32],
-) -> Result<(Arc<dyn Index>, Option<Arc<dyn Leases>>), StartError> {
+    keys: &KeyFiles,
+) -> Result<OpenedIndex, StartError> {
     Ok(match config.index.backend {
         IndexBackend::Embedded => {
             let path = config.storage.path.join("index.redb");
-            (Arc::new(EmbeddedIndex::open(&path)?), None)
+            let keyring = DirKeyring::open(keys.keyring_dir())
+                .map_err(|e| StartError::Encryption(e.to_string()))?;
+            OpenedIndex {
+                index: Arc::new(EmbeddedIndex::open(&path)?),
+                leases: None,
+                keyring: Arc::new(keyring),
+            }
         }
         IndexBackend::Postgres => {
             let url = config.index.postgres_url()?;
@@ -265,7 +297,13 @@ async fn open_index(
             let fingerprint = hmac_sha256(index_key, b"upslot index key fingerprint");
             let index =
                 Arc::new(PostgresIndex::connect(&url, config.index.pool_size, fingerprint).await?);
-            (Arc::clone(&index) as _, Some(index as _))
+            let master = MasterKey(SecretKey::from_bytes(keys.master_key()?));
+            let keyring = index.keyring(master).await?;
+            OpenedIndex {
+                index: Arc::clone(&index) as _,
+                leases: Some(index as _),
+                keyring: Arc::new(keyring),
+            }
         }
     })
 }

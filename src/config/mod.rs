@@ -248,11 +248,14 @@ log_client_ip = "truncated"
                       endpoint = \"http://127.0.0.1:9000\"\nallow_http = true\n\
                       secret_access_key = \"s3-secret-key\"\n";
 
+    /// Offload needs encryption off.
+    const PLAIN: &str = "[encryption]\nenabled = false\n";
+
     #[test]
     fn object_storage_shared_index_and_offload() {
         let config = load(&format!(
             "{S3}[index]\nbackend = \"postgres\"\nurl = \"postgres://u:pgpass@db/upslot\"\n\
-             [offload]\nmode = \"presigned\"\n"
+             [offload]\nmode = \"presigned\"\n{PLAIN}"
         ))
         .unwrap();
         assert_eq!(config.storage.backend, StorageBackend::S3);
@@ -295,13 +298,16 @@ log_client_ip = "truncated"
             "[storage]\nbackend = \"gcs\"\nurl = \"gs://b\"\n[storage.s3]\nparts_in_flight = 65\n",
             "storage.s3.parts_in_flight",
         );
-        refused("[offload]\nmode = \"presigned\"\n", "offload.mode");
         refused(
-            &format!("{S3}[offload]\nmode = \"presigned\"\npresigned_ttl = \"8d\"\n"),
+            &format!("[offload]\nmode = \"presigned\"\n{PLAIN}"),
+            "offload.mode",
+        );
+        refused(
+            &format!("{S3}[offload]\nmode = \"presigned\"\npresigned_ttl = \"8d\"\n{PLAIN}"),
             "presigned_ttl",
         );
         refused(
-            "[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example\"\n",
+            &format!("[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example\"\n{PLAIN}"),
             "offload.cdn_url",
         );
         refused("[index]\nbackend = \"postgres\"\n", "index.url");
@@ -313,7 +319,15 @@ log_client_ip = "truncated"
             "[storage]\nbackend = \"gcs\"\nurl = \"s3://x\"\n",
             "storage.url",
         );
-        assert!(load("[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example/\"\n").is_ok());
+        let cdn = "[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example/\"\n";
+        assert!(load(&format!("{cdn}{PLAIN}")).is_ok());
+        // Redirects would serve ciphertext: refused while encryption is on.
+        let err = load(cdn).unwrap_err().to_string();
+        assert!(
+            err.contains("offload.mode") && err.contains("encryption.enabled = false"),
+            "{err}"
+        );
+        refused("[encryption]\nepoch = \"0s\"\n", "encryption.epoch");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Downloads served by redirect.
     pub offload: OffloadConfig,
+    /// Encryption at rest.
+    pub encryption: EncryptionConfig,
 }
 
 /// `[server]`.
@@ -197,6 +199,43 @@ pub enum OffloadMode {
     Presigned,
     /// 307 to `cdn_url` followed by the blob's key.
     Cdn,
+}
+
+/// `[encryption]`: blobs sealed under per-file keys, wrapped under epoch
+/// keys that are destroyed when the epoch's files have expired.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// Whether new files are encrypted (existing ones stay readable).
+    pub enabled: bool,
+    /// Files are grouped by the epoch of this length in which they expire.
+    pub epoch: Span,
+    /// Embedded index: the directory of epoch keys; empty for
+    /// `<storage.path>/keys/epochs`.
+    pub keyring: PathBuf,
+    /// PostgreSQL index: the key that wraps the epoch keys kept in the
+    /// database; empty for `<storage.path>/keys/master.key`.
+    pub master_key_file: PathBuf,
+}
+
+impl EncryptionConfig {
+    /// The keyring directory of a server whose data lives in `data`.
+    pub fn keyring_dir(&self, data: &std::path::Path) -> PathBuf {
+        if self.keyring.as_os_str().is_empty() {
+            data.join("keys/epochs")
+        } else {
+            self.keyring.clone()
+        }
+    }
+
+    /// The master key file of a server whose data lives in `data`.
+    pub fn master_key_path(&self, data: &std::path::Path) -> PathBuf {
+        if self.master_key_file.as_os_str().is_empty() {
+            data.join("keys/master.key")
+        } else {
+            self.master_key_file.clone()
+        }
+    }
 }
 
 /// `[retention]`.

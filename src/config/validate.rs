@@ -194,6 +194,17 @@ impl Config {
             }
         }
         let offload = &self.offload;
+        if self.encryption.enabled && offload.mode != OffloadMode::None {
+            return Err(invalid(
+                "offload.mode",
+                "redirects would serve the encrypted bytes: downloads must pass through upslot to be decrypted. \
+                 Set encryption.enabled = false to offload downloads (files are then stored in plaintext)",
+            ));
+        }
+        let epoch = self.encryption.epoch.0;
+        if epoch < Duration::from_secs(1) || epoch > Duration::from_secs(366 * 86_400) {
+            return Err(invalid("encryption.epoch", "must be between 1s and 366d"));
+        }
         match offload.mode {
             OffloadMode::None => {}
             OffloadMode::Presigned => {

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 
 use super::{Files, FilesError};
+use crate::encryption::EpochInfo;
 use crate::index::{FileRecord, IndexError, IndexStats, Scan, SlotKey};
 use crate::metrics::Exposition;
 use crate::storage::StorageError;
@@ -133,6 +134,38 @@ impl Files {
         self.index.age_histogram(bounds).await
     }
 
+    /// Destroys the epoch keys due at `now` (every file they seal has
+    /// expired); returns how many.
+    pub async fn shred(&self, now: i64) -> Result<u64, FilesError> {
+        let destroyed = self
+            .encryption
+            .shred(now)
+            .await
+            .map_err(|e| FilesError::Encryption(e.into()))?;
+        for end in &destroyed {
+            tracing::info!(
+                epoch_end = end,
+                "epoch key destroyed: its files are unreadable everywhere"
+            );
+        }
+        Ok(destroyed.len() as u64)
+    }
+
+    /// The epochs whose keys are held, with how many live files each seals.
+    pub async fn epochs(&self) -> Result<Vec<(EpochInfo, u64)>, FilesError> {
+        let epochs = self
+            .encryption
+            .epochs()
+            .await
+            .map_err(|e| FilesError::Encryption(e.into()))?;
+        let counts: std::collections::BTreeMap<i64, u64> =
+            self.index.sealed_counts().await?.into_iter().collect();
+        Ok(epochs
+            .into_iter()
+            .map(|epoch| (epoch, counts.get(&epoch.end).copied().unwrap_or(0)))
+            .collect())
+    }
+
     /// Writes the gauges of stored files at `now` into `out`.
     pub async fn expose(&self, now: i64, out: &mut Exposition) -> Result<(), FilesError> {
         let stats = self.stats().await?;
@@ -170,6 +203,10 @@ impl Files {
             "Deleted slots remembered so their URLs cannot be reused.",
             stats.tombstones,
         );
+        self.encryption
+            .expose(out)
+            .await
+            .map_err(|e| FilesError::Encryption(e.into()))?;
         Ok(())
     }
 }

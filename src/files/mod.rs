@@ -7,12 +7,15 @@
 //!   (an expired file is never served, swept or not);
 //! - [`Files::begin_upload`] / [`Files::finish_upload`]: blob first, made
 //!   durable, then the row (atomic: one winner per slot; losers' blobs are
-//!   deleted);
+//!   deleted); the blob is sealed under a fresh data key on its way to the
+//!   store unless encryption is off ([`crate::encryption`]);
+//! - [`Files::read`]: a plaintext range, decrypting only the segments it
+//!   touches;
 //! - [`Files::delete_one`], [`Files::delete_batch`], [`Files::erase_owner`]:
 //!   blob first, then the row with a tombstone, then forget the cache, so a
 //!   row never outlives its blob's promise to be gone;
 //! - the sweeper's queries (`maintenance`): what is due, tombstones, whole
-//!   days for the backstop, totals.
+//!   days for the backstop, totals, and epoch keys due for destruction.
 //!
 //! Handlers, the sweeper and erasure call it; nothing else touches the
 //! index and the blob store together, and nothing else invalidates the
@@ -28,6 +31,7 @@ use std::sync::Arc;
 
 use self::cache::LookupCache;
 use crate::auth::SlotPath;
+use crate::encryption::{Encryption, EncryptionError, format};
 use crate::index::{FileRecord, Index, IndexError, IndexKey};
 use crate::retention::Retention;
 use crate::storage::{AbandonedUploads, BlobStore, BlobStream, StorageError};
@@ -50,6 +54,15 @@ pub enum FilesError {
     /// The slot held a file that has been deleted; slot URLs are single-use.
     #[error("this slot was used and its file has been deleted")]
     Used,
+    /// Sealing or opening failed (keyring unreachable, key material).
+    #[error("encryption: {0}")]
+    Encryption(#[from] EncryptionError),
+    /// The file's epoch key is gone: it can never be read again.
+    #[error("the file's key has been destroyed")]
+    Shredded,
+    /// The stored bytes failed authentication before any was served.
+    #[error("a stored file failed authentication")]
+    Tampered,
 }
 
 /// A file that is still served.
@@ -68,19 +81,21 @@ pub struct Files {
     index: Arc<dyn Index>,
     key: IndexKey,
     retention: Retention,
+    encryption: Encryption,
     cache: LookupCache,
 }
 
 impl Files {
     /// Files in `blobs` (whose interrupted uploads `abandoned` can find, if
     /// the store leaves any), recorded in `index` under hashes keyed by
-    /// `key`, kept as `retention` says.
+    /// `key`, kept as `retention` says, sealed and opened by `encryption`.
     pub fn new(
         blobs: Arc<dyn BlobStore>,
         abandoned: Option<Arc<dyn AbandonedUploads>>,
         index: Arc<dyn Index>,
         key: IndexKey,
         retention: Retention,
+        encryption: Encryption,
     ) -> Files {
         Files {
             blobs,
@@ -88,8 +103,14 @@ impl Files {
             index,
             key,
             retention,
+            encryption,
             cache: LookupCache::new(),
         }
+    }
+
+    /// Encryption at rest: epochs, their destruction, metrics.
+    pub fn encryption(&self) -> &Encryption {
+        &self.encryption
     }
 
     /// The retention rules files are kept by.
@@ -114,10 +135,38 @@ impl Files {
             .map(|remaining| LiveFile { record, remaining }))
     }
 
-    /// Streams the bytes `range` of the file `record` (the caller has
-    /// checked the range against its size). A record whose blob is missing
-    /// is [`StorageError::NotFound`].
+    /// Streams the plaintext bytes `range` (non-empty, checked against its
+    /// size by the caller) of the file `record` at `now`. A record whose
+    /// blob is missing is [`StorageError::NotFound`]; a sealed file whose
+    /// epoch key is gone is [`FilesError::Shredded`]; a sealed blob whose
+    /// first segment fails authentication is [`FilesError::Tampered`], and
+    /// a later segment that fails ends the stream with an error before any
+    /// of its bytes.
     pub async fn read(
+        &self,
+        record: &FileRecord,
+        range: Range<u64>,
+        now: i64,
+    ) -> Result<BlobStream, FilesError> {
+        let Some(sealing) = &record.sealing else {
+            return self.read_blob(record, range).await;
+        };
+        let Some(key) = self.encryption.data_key(sealing, &record.blob, now).await? else {
+            tracing::warn!(epoch = sealing.epoch, "a recorded file's epoch key is gone");
+            return Err(FilesError::Shredded);
+        };
+        let span = format::span(record.size, range);
+        let sealed = self.read_blob(record, span.sealed.clone()).await?;
+        self.encryption
+            .open(sealed, &key, record.size, span)
+            .await
+            .map_err(|error| match error.kind() {
+                std::io::ErrorKind::InvalidData => FilesError::Tampered,
+                _ => FilesError::Storage(StorageError::Unavailable(error)),
+            })
+    }
+
+    async fn read_blob(
         &self,
         record: &FileRecord,
         range: Range<u64>,
@@ -141,6 +190,8 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::encryption::EncryptionSettings;
+    use crate::encryption::keyring::DirKeyring;
     use crate::index::embedded::EmbeddedIndex;
     use crate::storage::disk::DiskStore;
 
@@ -174,6 +225,7 @@ pub(crate) mod tests {
             Arc::new(index.clone()),
             IndexKey::new([0; 32]),
             retention,
+            encryption(dir.path(), true),
         );
         Fixture {
             files,
@@ -181,6 +233,19 @@ pub(crate) mod tests {
             blobs,
             _dir: dir,
         }
+    }
+
+    /// Encryption with epoch keys under `dir/keys/epochs` and 10-second
+    /// epochs, sealing new files if `seal_new`.
+    pub(crate) fn encryption(dir: &std::path::Path, seal_new: bool) -> Encryption {
+        let keyring = DirKeyring::open(&dir.join("keys/epochs")).unwrap();
+        Encryption::new(
+            Arc::new(keyring),
+            EncryptionSettings {
+                seal_new,
+                epoch: 10,
+            },
+        )
     }
 
     /// A slot key for tests: `n` in its first eight bytes (so keys sort as
@@ -200,6 +265,7 @@ pub(crate) mod tests {
             created,
             expires_at,
             owner: None,
+            sealing: None,
         }
     }
 
@@ -258,5 +324,82 @@ pub(crate) mod tests {
         assert!(f.files.lookup(&path(2), 1005).await.unwrap().is_none());
         upload(&f.files, 2, 1005).await.unwrap();
         assert!(f.files.lookup(&path(2), 1005).await.unwrap().is_some());
+    }
+
+    async fn read_all(files: &Files, n: u64, range: Range<u64>, now: i64) -> Vec<u8> {
+        use futures_util::StreamExt as _;
+        let live = files.lookup(&path(n), now).await.unwrap().unwrap();
+        let mut stream = files.read(&live.record, range, now).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn files_are_sealed_at_rest_and_read_back_in_plaintext() {
+        let f = fixture();
+        upload(&f.files, 1, 1000).await.unwrap();
+        let live = f.files.lookup(&path(1), 1000).await.unwrap().unwrap();
+        let sealing = live.record.sealing.clone().unwrap();
+        assert_eq!(sealing.epoch, 1100);
+        assert_eq!(read_all(&f.files, 1, 0..3, 1000).await, b"abc");
+        assert_eq!(read_all(&f.files, 1, 1..2, 1000).await, b"b");
+        // On disk: 3 bytes of ciphertext and a tag, nothing readable.
+        let mut blob = f.blobs.read(&live.record.blob, 0..19).await.unwrap();
+        use futures_util::StreamExt as _;
+        let mut stored = Vec::new();
+        while let Some(chunk) = blob.next().await {
+            stored.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(stored.len(), 19);
+        assert!(!stored.windows(3).any(|w| w == b"abc"));
+        // Once the epoch key is due for destruction, the file is shredded.
+        assert!(matches!(
+            f.files.read(&live.record, 0..3, 1110).await,
+            Err(FilesError::Shredded)
+        ));
+    }
+
+    #[tokio::test]
+    async fn plaintext_files_stay_readable_beside_sealed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
+        let blobs = Arc::new(DiskStore::open(dir.path(), 0).unwrap());
+        let retention = Retention {
+            keep: Duration::from_secs(KEEP as u64),
+            max: Duration::from_secs(MAX as u64),
+            sweep_every: Duration::from_secs(10),
+            tombstone_horizon: Duration::from_secs(KEEP as u64),
+        };
+        let open = |seal_new| {
+            Files::new(
+                Arc::clone(&blobs) as _,
+                None,
+                Arc::new(index.clone()),
+                IndexKey::new([0; 32]),
+                retention,
+                encryption(dir.path(), seal_new),
+            )
+        };
+        let plain = open(false);
+        upload(&plain, 1, 1000).await.unwrap();
+        assert!(
+            plain
+                .lookup(&path(1), 1000)
+                .await
+                .unwrap()
+                .unwrap()
+                .record
+                .sealing
+                .is_none()
+        );
+        let sealed = open(true);
+        upload(&sealed, 2, 1000).await.unwrap();
+        for files in [&plain, &sealed] {
+            assert_eq!(read_all(files, 1, 0..3, 1001).await, b"abc");
+            assert_eq!(read_all(files, 2, 0..3, 1001).await, b"abc");
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! Making a file: the blob is written and made durable first, then the
 //! index row is inserted (atomically: of uploads racing for one slot,
 //! exactly one wins, and the losers' blobs are deleted). A failure at any
-//! point drops the blob writer, which removes the partial blob.
+//! point drops the blob writer, which removes the partial blob. Unless
+//! encryption is off, the blob is sealed on its way to the store, and the
+//! row keeps the data key wrapped under the file's epoch key.
 
 use bytes::Bytes;
 
 use super::{Files, FilesError};
 use crate::auth::{SlotPath, Uploader};
+use crate::encryption::{Encryption, sealed_size};
 use crate::index::{FileRecord, Inserted, SlotKey};
 use crate::storage::{BlobMeta, BlobName, BlobWriter, StorageError};
 
@@ -66,7 +69,17 @@ impl Files {
             content_type: file.content_type.clone(),
             max_age: u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0),
         };
-        let writer = self.blobs.create(&blob, file.size, &meta).await?;
+        let sealed = self.encryption.seal(&blob, expires_at).await?;
+        let (writer, sealing) = match sealed {
+            Some((sealing, key)) => {
+                let inner = self
+                    .blobs
+                    .create(&blob, sealed_size(file.size), &meta)
+                    .await?;
+                (Encryption::writer(inner, &key, file.size), Some(sealing))
+            }
+            None => (self.blobs.create(&blob, file.size, &meta).await?, None),
+        };
         let record = FileRecord {
             blob,
             size: file.size,
@@ -74,6 +87,7 @@ impl Files {
             created: now,
             expires_at,
             owner: file.owner.as_ref().map(|owner| self.key.owner(owner)),
+            sealing,
         };
         Ok(Upload {
             key,

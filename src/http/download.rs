@@ -71,7 +71,7 @@ pub(super) async fn get(
         HeaderValue::from(bytes.end - bytes.start),
     );
     if !head && bytes.end > bytes.start {
-        *response.body_mut() = body::stream(app.files.read(record, bytes).await?);
+        *response.body_mut() = body::stream(app.files.read(record, bytes, now).await?);
     }
     Ok(response)
 }

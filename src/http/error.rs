@@ -6,6 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::body::{self, Body};
 use super::health::HealthReport;
 use crate::auth::{PathError, TokenError};
+use crate::encryption::EncryptionError;
 use crate::files::FilesError;
 use crate::index::IndexError;
 use crate::storage::StorageError;
@@ -225,6 +226,17 @@ impl From<FilesError> for ApiError {
             FilesError::Storage(e) => e.into(),
             FilesError::Taken => ApiError::SlotTaken,
             FilesError::Used => ApiError::SlotUsed,
+            // Shredded: gone for good, as if swept (logged where found).
+            FilesError::Shredded => ApiError::NotFound,
+            FilesError::Tampered => ApiError::Internal,
+            FilesError::Encryption(EncryptionError::Keyring(e)) => {
+                tracing::error!(error = %e, "keyring failed");
+                ApiError::Unavailable
+            }
+            FilesError::Encryption(EncryptionError::Key(e)) => {
+                tracing::error!(error = %e, "key material failed");
+                ApiError::Internal
+            }
         }
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! Two implementations: [`embedded`] (a redb file that one process opens)
 //! and [`postgres`] (a database several replicas share; it also keeps the
-//! [`Leases`] that let one of them sweep at a time).
+//! [`Leases`] that let one of them sweep at a time, and the epoch keys of
+//! encryption at rest, wrapped under a master key kept outside it).
 
 pub mod embedded;
 pub mod postgres;
@@ -34,6 +35,12 @@ pub enum IndexError {
         "the index was created with another index key: copy the key file of the first replica to this one"
     )]
     KeyMismatch,
+    /// The shared index's epoch keys are wrapped under another master key
+    /// than this replica's.
+    #[error(
+        "the index's epoch keys are wrapped under another master key: copy encryption.master_key_file of the first replica to this one"
+    )]
+    MasterKeyMismatch,
 }
 
 /// Key of one file: `HMAC(index_key, "slot\0" + path)`.
@@ -180,6 +187,11 @@ pub trait Index: Send + Sync + 'static {
     /// How many files were created in each span between consecutive
     /// `bounds` (ascending creation times): `bounds.len() - 1` counts.
     async fn age_histogram(&self, bounds: Vec<i64>) -> Result<Vec<u64>, IndexError>;
+
+    /// How many live files each epoch's key seals (epoch end, files),
+    /// earliest epoch first; plaintext files are not counted. A walk over
+    /// every file, for operators' occasional use (`upslot stats`).
+    async fn sealed_counts(&self) -> Result<Vec<(i64, u64)>, IndexError>;
 
     /// Whether the index can be read and written, for `/health`.
     async fn check(&self) -> Result<(), IndexError>;

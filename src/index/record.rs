@@ -1,6 +1,7 @@
 //! One file's metadata and its compact binary form.
 
 use super::{IndexError, OwnerKey};
+use crate::encryption::Sealing;
 use crate::storage::BlobName;
 
 /// What the index knows of one stored file.
@@ -18,18 +19,23 @@ pub struct FileRecord {
     pub expires_at: i64,
     /// The uploader's pseudonym, if the slot named one.
     pub owner: Option<OwnerKey>,
+    /// How the blob is encrypted; `None` for a plaintext blob.
+    pub sealing: Option<Sealing>,
 }
 
-/// Format version of [`FileRecord::encode`].
-const VERSION: u8 = 1;
+/// Format version of [`FileRecord::encode`]. Version 1 had no sealing
+/// field (every blob was plaintext) and still decodes.
+const VERSION: u8 = 2;
 
 impl FileRecord {
-    /// `version | created | expires_at | size | owner? | blob | content type`,
-    /// integers big-endian, strings length-prefixed (u16).
+    /// `version | created | expires_at | size | owner? | blob | content type
+    /// | sealing?`, integers big-endian, strings length-prefixed (u16); an
+    /// optional field is a 0 byte, or a 1 byte and the field (the sealing:
+    /// epoch end, then the 60-byte wrapped data key).
     pub fn encode(&self) -> Vec<u8> {
         let blob = self.blob.key().as_bytes();
         let content_type = self.content_type.as_bytes();
-        let mut out = Vec::with_capacity(1 + 24 + 33 + 4 + blob.len() + content_type.len());
+        let mut out = Vec::with_capacity(1 + 24 + 33 + 4 + blob.len() + content_type.len() + 69);
         out.push(VERSION);
         out.extend_from_slice(&self.created.to_be_bytes());
         out.extend_from_slice(&self.expires_at.to_be_bytes());
@@ -46,13 +52,22 @@ impl FileRecord {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&text[..usize::from(len)]);
         }
+        match &self.sealing {
+            Some(sealing) => {
+                out.push(1);
+                out.extend_from_slice(&sealing.epoch.to_be_bytes());
+                out.extend_from_slice(&sealing.wrapped_key);
+            }
+            None => out.push(0),
+        }
         out
     }
 
     /// Reads what [`FileRecord::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<FileRecord, IndexError> {
         let mut reader = Reader(bytes);
-        if reader.take(1)? != [VERSION] {
+        let version = reader.take(1)?;
+        if version != [1] && version != [VERSION] {
             return Err(IndexError::Corrupt);
         }
         let created = i64::from_be_bytes(reader.array()?);
@@ -69,6 +84,17 @@ impl FileRecord {
             .ok_or(IndexError::Corrupt)?;
         let content_type =
             String::from_utf8(reader.prefixed()?.to_vec()).map_err(|_| IndexError::Corrupt)?;
+        let sealing = match version {
+            [1] => None,
+            _ => match reader.take(1)? {
+                [0] => None,
+                [1] => Some(Sealing {
+                    epoch: i64::from_be_bytes(reader.array()?),
+                    wrapped_key: reader.array()?,
+                }),
+                _ => return Err(IndexError::Corrupt),
+            },
+        };
         if !reader.0.is_empty() {
             return Err(IndexError::Corrupt);
         }
@@ -79,6 +105,7 @@ impl FileRecord {
             created,
             expires_at,
             owner,
+            sealing,
         })
     }
 }
@@ -117,15 +144,36 @@ mod tests {
             created: 1_795_737_600,
             expires_at: 1_795_737_600 + 86_400,
             owner,
+            sealing: Some(Sealing {
+                epoch: 1_795_910_400,
+                wrapped_key: [5; 60],
+            }),
         }
     }
 
     #[test]
     fn round_trip() {
         for owner in [None, Some(OwnerKey([9; 32]))] {
-            let record = record(owner);
-            assert_eq!(FileRecord::decode(&record.encode()).unwrap(), record);
+            for sealing in [None, record(None).sealing] {
+                let record = FileRecord {
+                    sealing,
+                    ..record(owner)
+                };
+                assert_eq!(FileRecord::decode(&record.encode()).unwrap(), record);
+            }
         }
+    }
+
+    #[test]
+    fn version_1_records_still_decode_as_plaintext() {
+        let record = FileRecord {
+            sealing: None,
+            ..record(Some(OwnerKey([3; 32])))
+        };
+        let mut v1 = record.encode();
+        v1[0] = 1;
+        v1.pop(); // Version 1 had no sealing field.
+        assert_eq!(FileRecord::decode(&v1).unwrap(), record);
     }
 
     #[test]

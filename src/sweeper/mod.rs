@@ -12,6 +12,9 @@
 //!    or corrupt index cannot keep a file alive past the promise.
 //! 4. **Abandoned uploads**: temporary files with no write for a day are
 //!    removed (at start-up all of them are).
+//! 5. **Shredding**: epoch keys whose epoch has ended (plus a short grace)
+//!    are destroyed, so every copy of their files anywhere is noise. Only
+//!    the replica holding the lease does it, like everything here.
 //!
 //! Nothing depends on traffic: [`run`] starts a pass every
 //! `retention.sweep_every` on the replica that holds the sweeper lease.
@@ -56,6 +59,7 @@ pub async fn pass(
     let abandoned_uploads = files
         .remove_abandoned(now.saturating_sub(ABANDONED_AFTER))
         .await?;
+    let epochs_destroyed = files.shred(now).await?;
     Ok(PassReport {
         files: swept,
         bytes,
@@ -63,6 +67,7 @@ pub async fn pass(
         backstop_days,
         backstop_files,
         abandoned_uploads,
+        epochs_destroyed,
         duration: started.elapsed(),
     })
 }

@@ -25,6 +25,8 @@ pub struct PassReport {
     pub backstop_files: u64,
     /// Temporary files of abandoned uploads removed.
     pub abandoned_uploads: u64,
+    /// Epoch keys destroyed.
+    pub epochs_destroyed: u64,
     /// Wall time of the pass.
     pub duration: Duration,
 }
@@ -46,13 +48,15 @@ impl fmt::Display for PassReport {
         writeln!(
             f,
             "deleted {} files ({} bytes); backstop removed {} day prefixes ({} files); \
-             forgot {} tombstones; removed {} abandoned uploads; took {} ms",
+             forgot {} tombstones; removed {} abandoned uploads; destroyed {} epoch keys; \
+             took {} ms",
             self.files,
             self.bytes,
             self.backstop_days,
             self.backstop_files,
             self.tombstones_forgotten,
             self.abandoned_uploads,
+            self.epochs_destroyed,
             self.duration.as_millis()
         )
     }
@@ -205,6 +209,13 @@ pub async fn preview(files: &Files, now: i64) -> Result<String, FilesError> {
             old_days.join(", ")
         );
     }
+    let due_epochs = files
+        .epochs()
+        .await?
+        .iter()
+        .filter(|(epoch, _)| epoch.destroy_at <= now)
+        .count();
+    let _ = writeln!(out, "epoch keys due for destruction: {due_epochs}");
     Ok(out)
 }
 
@@ -251,6 +262,33 @@ pub async fn stats(files: &Files, now: i64) -> Result<String, FilesError> {
     let _ = writeln!(out, "files by age:");
     for ((label, _, _), count) in ages.iter().zip(counts.iter().rev()) {
         let _ = writeln!(out, "  {label:<16} {count}");
+    }
+    let epochs = files.epochs().await?;
+    let sealing = if files.encryption().seals_new() {
+        "on"
+    } else {
+        "off (new files are stored in plaintext)"
+    };
+    let _ = writeln!(
+        out,
+        "encryption:       {sealing}, {} epoch keys held",
+        epochs.len()
+    );
+    if !epochs.is_empty() {
+        let _ = writeln!(
+            out,
+            "epochs (files expiring by the end; key destroyed after):"
+        );
+        let _ = writeln!(out, "  {:<31} {:>8}  key destroyed at", "end", "files");
+        for (epoch, count) in epochs {
+            let _ = writeln!(
+                out,
+                "  {:<31} {:>8}  {}",
+                http_date(epoch.end),
+                count,
+                http_date(epoch.destroy_at)
+            );
+        }
     }
     Ok(out)
 }
@@ -343,12 +381,14 @@ mod tests {
             backstop_files: 3,
             tombstones_forgotten: 4,
             abandoned_uploads: 5,
+            epochs_destroyed: 6,
             duration: Duration::from_millis(7),
         };
         assert_eq!(
             report.to_string(),
             "deleted 2 files (6 bytes); backstop removed 1 day prefixes (3 files); \
-             forgot 4 tombstones; removed 5 abandoned uploads; took 7 ms\n"
+             forgot 4 tombstones; removed 5 abandoned uploads; destroyed 6 epoch keys; \
+             took 7 ms\n"
         );
         assert!(!report.is_idle());
         assert!(

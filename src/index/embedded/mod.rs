@@ -281,6 +281,22 @@ impl Index for EmbeddedIndex {
         .await
     }
 
+    async fn sealed_counts(&self) -> Result<Vec<(i64, u64)>, IndexError> {
+        self.blocking(|db| {
+            let txn = db.begin_read().map_err(unavailable)?;
+            let files = txn.open_table(FILES).map_err(unavailable)?;
+            let mut counts = std::collections::BTreeMap::<i64, u64>::new();
+            for entry in files.iter().map_err(unavailable)? {
+                let (_, value) = entry.map_err(unavailable)?;
+                if let Some(sealing) = FileRecord::decode(value.value())?.sealing {
+                    *counts.entry(sealing.epoch).or_default() += 1;
+                }
+            }
+            Ok(counts.into_iter().collect())
+        })
+        .await
+    }
+
     async fn check(&self) -> Result<(), IndexError> {
         self.blocking(|db| {
             let txn = db.begin_read().map_err(unavailable)?;
@@ -308,6 +324,7 @@ mod tests {
             created,
             expires_at,
             owner,
+            sealing: None,
         }
     }
 

@@ -37,6 +37,9 @@ pub(super) enum PgError {
     /// The database was made with another index key.
     #[error("the index key differs")]
     KeyMismatch,
+    /// The database's epoch keys are wrapped under another master key.
+    #[error("the master key differs")]
+    MasterKeyMismatch,
 }
 
 impl From<PgError> for IndexError {
@@ -44,6 +47,7 @@ impl From<PgError> for IndexError {
         match error {
             PgError::Corrupt => IndexError::Corrupt,
             PgError::KeyMismatch => IndexError::KeyMismatch,
+            PgError::MasterKeyMismatch => IndexError::MasterKeyMismatch,
             PgError::Pool(_)
             | PgError::Query(_)
             | PgError::Timeout(_)

@@ -20,8 +20,13 @@
 //! - `upslot_leases`: named leases (`name`, `holder`, `until`), decided with
 //!   the database's clock so that clock skew between replicas cannot give a
 //!   lease two holders.
-//! - `upslot_meta`: the schema version and the fingerprint of the index key
-//!   the database was created with.
+//! - `upslot_meta`: the schema version and the fingerprints of the index key
+//!   and the master key the database was created with.
+//! - `upslot_epoch_keys`: the epoch keys of encryption at rest (`epoch_end`,
+//!   `wrapped`), each wrapped under the master key, which is a file beside
+//!   each replica and never in the database ([`PostgresKeyring`]). A
+//!   sealed file's row has its `epoch` and its `wrapped_key` (the data key
+//!   wrapped under the epoch key).
 //!
 //! Every write is one SQL statement (data-modifying CTEs), hence one
 //! transaction: the counters can never drift from the rows. The counters
@@ -51,8 +56,11 @@
 //! reading rows).
 
 mod error;
+mod keyring;
 mod operations;
 mod sql;
+
+pub use keyring::PostgresKeyring;
 
 use std::time::Duration;
 
@@ -63,6 +71,7 @@ use tokio_postgres::{NoTls, Row};
 use self::error::PgError;
 use self::sql::MIGRATIONS;
 use super::{FileRecord, IndexError, OwnerKey, SlotKey};
+use crate::encryption::Sealing;
 use crate::storage::BlobName;
 
 /// How long opening a TCP connection and logging in may take.
@@ -282,7 +291,8 @@ fn required<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, PgError
 }
 
 /// Reads the record columns (`slot, blob, size, content_type, created,
-/// expires_at, owner`, in that order) of a live file's row.
+/// expires_at, owner, epoch, wrapped_key`, in that order) of a live file's
+/// row.
 fn keyed_record(row: &Row) -> Result<(SlotKey, FileRecord), PgError> {
     let slot: Vec<u8> = column(row, 0)?;
     let slot = SlotKey(slot.try_into().map_err(|_| PgError::Corrupt)?);
@@ -292,6 +302,17 @@ fn keyed_record(row: &Row) -> Result<(SlotKey, FileRecord), PgError> {
         Some(owner) => Some(OwnerKey(owner.try_into().map_err(|_| PgError::Corrupt)?)),
         None => None,
     };
+    let sealing = match (
+        column::<Option<i64>>(row, 7)?,
+        column::<Option<Vec<u8>>>(row, 8)?,
+    ) {
+        (Some(epoch), Some(wrapped)) => Some(Sealing {
+            epoch,
+            wrapped_key: wrapped.try_into().map_err(|_| PgError::Corrupt)?,
+        }),
+        (None, None) => None,
+        _ => return Err(PgError::Corrupt),
+    };
     let record = FileRecord {
         blob,
         size,
@@ -299,6 +320,7 @@ fn keyed_record(row: &Row) -> Result<(SlotKey, FileRecord), PgError> {
         created: required(row, 4)?,
         expires_at: required(row, 5)?,
         owner,
+        sealing,
     };
     Ok((slot, record))
 }

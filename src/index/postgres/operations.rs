@@ -37,6 +37,8 @@ impl Index for PostgresIndex {
         within(OPERATION_TIMEOUT, async {
             let size = i64::try_from(record.size).map_err(|_| PgError::Corrupt)?;
             let owner = record.owner.as_ref().map(|owner| &owner.0[..]);
+            let epoch = record.sealing.as_ref().map(|sealing| sealing.epoch);
+            let wrapped_key = record.sealing.as_ref().map(|s| &s.wrapped_key[..]);
             // A conflicting row may be forgotten (a tombstone) between the
             // insert and the read that tells which kind it was: try again.
             for _ in 0..3 {
@@ -51,6 +53,8 @@ impl Index for PostgresIndex {
                             &record.created,
                             &record.expires_at,
                             &owner,
+                            &epoch,
+                            &wrapped_key,
                         ],
                     )
                     .await?;
@@ -153,6 +157,16 @@ impl Index for PostgresIndex {
         within(OPERATION_TIMEOUT, async {
             let rows = self.query(sql::AGE_HISTOGRAM, &[&lows, &highs]).await?;
             rows.iter().map(|row| counter(row, 0)).collect()
+        })
+        .await
+    }
+
+    async fn sealed_counts(&self) -> Result<Vec<(i64, u64)>, IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            let rows = self.query(sql::SEALED_COUNTS, &[]).await?;
+            rows.iter()
+                .map(|row| Ok((column(row, 0)?, counter(row, 1)?)))
+                .collect()
         })
         .await
     }

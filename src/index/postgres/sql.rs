@@ -3,7 +3,7 @@
 //! (data-modifying CTEs), hence one transaction.
 
 /// Schema steps in order; the schema version is how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_1];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_1, SCHEMA_2];
 
 /// Created before the migrations, which record their progress in it.
 pub(super) const META_TABLE: &str = "CREATE TABLE upslot_meta (
@@ -51,10 +51,26 @@ CREATE TABLE upslot_leases (
 );
 ";
 
+/// Encryption at rest: a sealed file's epoch and wrapped data key (both
+/// or neither, and neither on a tombstone), and the epoch keys, each
+/// wrapped under the master key.
+pub(super) const SCHEMA_2: &str = "
+ALTER TABLE upslot_slots
+    ADD COLUMN epoch bigint,
+    ADD COLUMN wrapped_key bytea CHECK (octet_length(wrapped_key) = 60),
+    ADD CONSTRAINT upslot_slots_sealed_whole CHECK ((epoch IS NULL) = (wrapped_key IS NULL)),
+    ADD CONSTRAINT upslot_slots_tombstone_unsealed CHECK (deleted_at IS NULL OR epoch IS NULL);
+CREATE TABLE upslot_epoch_keys (
+    epoch_end bigint PRIMARY KEY,
+    wrapped bytea NOT NULL CHECK (octet_length(wrapped) = 60)
+);
+";
+
 pub(super) const INSERT: &str = "
 WITH ins AS (
-    INSERT INTO upslot_slots (slot, blob, size, content_type, created, expires_at, owner)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    INSERT INTO upslot_slots (slot, blob, size, content_type, created, expires_at, owner,
+        epoch, wrapped_key)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (slot) DO NOTHING
     RETURNING size
 )
@@ -65,7 +81,7 @@ WHERE EXISTS (SELECT 1 FROM ins)";
 /// Rows are locked in key order, so concurrent removals cannot deadlock.
 pub(super) const REMOVE: &str = "
 WITH old AS (
-    SELECT slot, blob, size, content_type, created, expires_at, owner
+    SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
     FROM upslot_slots
     WHERE slot = ANY($1) AND deleted_at IS NULL
     ORDER BY slot
@@ -73,11 +89,11 @@ WITH old AS (
 ), gone AS (
     UPDATE upslot_slots AS s
     SET deleted_at = $2, blob = NULL, size = NULL, content_type = NULL,
-        created = NULL, expires_at = NULL, owner = NULL
+        created = NULL, expires_at = NULL, owner = NULL, epoch = NULL, wrapped_key = NULL
     FROM old
     WHERE s.slot = old.slot
     RETURNING old.slot, old.blob, old.size, old.content_type, old.created,
-        old.expires_at, old.owner
+        old.expires_at, old.owner, old.epoch, old.wrapped_key
 ), counted AS (
     UPDATE upslot_counters
     SET files = files - (SELECT count(*) FROM gone),
@@ -85,7 +101,8 @@ WITH old AS (
         tombstones = tombstones + (SELECT count(*) FROM gone)
     WHERE EXISTS (SELECT 1 FROM gone)
 )
-SELECT slot, blob, size, content_type, created, expires_at, owner FROM gone";
+SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
+FROM gone";
 
 /// The oldest tombstones are collected into an array first, so the delete
 /// is a primary-key lookup per tombstone whatever plan the `LIMIT`
@@ -127,26 +144,27 @@ WHERE lease.holder = excluded.holder
 RETURNING holder";
 
 /// A live record by key.
-pub(super) const GET: &str = "SELECT slot, blob, size, content_type, created, expires_at, owner
+pub(super) const GET: &str =
+    "SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
 FROM upslot_slots WHERE slot = $1 AND deleted_at IS NULL";
 
 /// [`crate::index::Scan::ExpiredBy`]: on the expiry index.
 pub(super) const SCAN_EXPIRED: &str =
-    "SELECT slot, blob, size, content_type, created, expires_at, owner
+    "SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
 FROM upslot_slots
 WHERE deleted_at IS NULL AND expires_at <= $1
 ORDER BY expires_at, slot LIMIT $2";
 
 /// [`crate::index::Scan::CreatedBy`]: on the creation index.
 pub(super) const SCAN_CREATED: &str =
-    "SELECT slot, blob, size, content_type, created, expires_at, owner
+    "SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
 FROM upslot_slots
 WHERE deleted_at IS NULL AND created <= $1
 ORDER BY created, slot LIMIT $2";
 
 /// [`crate::index::Scan::OwnedBy`]: on the owner index.
 pub(super) const SCAN_OWNER: &str =
-    "SELECT slot, blob, size, content_type, created, expires_at, owner
+    "SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
 FROM upslot_slots
 WHERE owner = $1 AND deleted_at IS NULL
 ORDER BY slot LIMIT $2";
@@ -164,3 +182,8 @@ pub(super) const COUNT_EXPIRED: &str = "SELECT count(*) FROM (
 pub(super) const STATS: &str = "SELECT files, bytes, tombstones,
     (SELECT min(created) FROM upslot_slots WHERE deleted_at IS NULL)
 FROM upslot_counters";
+
+/// Files per epoch, for `upslot stats` (a walk over live files).
+pub(super) const SEALED_COUNTS: &str = "SELECT epoch, count(*) FROM upslot_slots
+WHERE deleted_at IS NULL AND epoch IS NOT NULL
+GROUP BY epoch ORDER BY epoch";
