@@ -179,7 +179,7 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     let counters: i64 = client
         .query_one("SELECT count(*) FROM upslot_counters", &[])
         .await

@@ -2,7 +2,9 @@
 //! one PostgreSQL index: uploads through one are served by the other,
 //! same-slot races across replicas have one winner, exactly one replica
 //! sweeps and another takes over when it dies, a replica with another
-//! index key is refused, and a PostgreSQL outage gives 503 until it ends.
+//! index key or master key is refused, and a PostgreSQL outage gives 503
+//! until it ends. Encryption is on (the default): replicas read each
+//! other's encrypted files through the epoch keys in the shared database.
 
 #![allow(clippy::unwrap_used)] // tests may panic on the unexpected
 
@@ -26,18 +28,59 @@ async fn get(server: &Upslot, path: &str) -> (StatusCode, Vec<u8>) {
     (response.status(), response.bytes().await.unwrap().to_vec())
 }
 
-/// A replica on the shared bucket and database, with the shared key file.
+/// A replica on the shared bucket and database, with the shared index key
+/// file `key_file` and the shared master key beside it (`.master`).
 fn replica(s3: &S3Server, database: &str, key_file: &Path, retention: &str) -> Upslot {
     Upslot::start_with(
         "",
         "",
         &format!(
-            "{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\nkey_file = \"{}\"\n{retention}",
+            "{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\nkey_file = \"{}\"\n\
+             [encryption]\nmaster_key_file = \"{}\"\n{retention}",
             s3.storage_toml(BUCKET),
-            key_file.display()
+            key_file.display(),
+            key_file.with_extension("master").display()
         ),
         &[],
     )
+}
+
+/// Starts a replica with index key file `index_key` and master key file
+/// `master_key` that is expected to refuse to start; returns its stderr.
+fn refused_replica(
+    s3: &S3Server,
+    database: &str,
+    dir: &Path,
+    index_key: &Path,
+    master_key: &Path,
+) -> String {
+    let config = dir.join("other.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\n[upload]\nsecret = \"{}\"\n\
+             [storage]\npath = \"{}\"\n{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\n\
+             key_file = \"{}\"\n[encryption]\nmaster_key_file = \"{}\"\n",
+            common::SECRET,
+            dir.join("data").display(),
+            s3.storage_toml(BUCKET),
+            index_key.display(),
+            master_key.display()
+        ),
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_upslot"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stderr.contains("upslot_test:"),
+        "no password in errors: {stderr}"
+    );
+    stderr
 }
 
 #[tokio::test]
@@ -137,32 +180,40 @@ async fn a_replica_with_another_index_key_is_refused() {
         StatusCode::CREATED
     );
 
-    let config = keys.path().join("other.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"\"\n[upload]\nsecret = \"{}\"\n\
-             [storage]\npath = \"{}\"\n{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\n\
-             key_file = \"{}\"\n",
-            common::SECRET,
-            keys.path().join("data").display(),
-            s3.storage_toml(BUCKET),
-            keys.path().join("b.key").display()
-        ),
-    )
-    .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_upslot"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("another index key"), "{stderr}");
-    assert!(
-        !stderr.contains("upslot_test:"),
-        "no password in errors: {stderr}"
+    let dir = keys.path();
+    let stderr = refused_replica(
+        &s3,
+        &database,
+        dir,
+        &dir.join("b.key"),
+        &dir.join("a.master"),
     );
+    assert!(stderr.contains("another index key"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_replica_with_another_master_key_is_refused() {
+    let s3 = S3Server::start(BUCKET);
+    let database = fresh_database().await;
+    let keys = tempfile::tempdir().unwrap();
+    let dir = keys.path();
+    let first = replica(&s3, &database, &dir.join("a.key"), "");
+    assert_eq!(
+        put(&first, "k/a.txt", b"a".to_vec()).await,
+        StatusCode::CREATED
+    );
+    let stderr = refused_replica(
+        &s3,
+        &database,
+        dir,
+        &dir.join("a.key"),
+        &dir.join("b.master"),
+    );
+    assert!(stderr.contains("another master key"), "{stderr}");
+    assert!(stderr.contains("encryption.master_key_file"), "{stderr}");
+    // The refused replica generated a master key; it never reached a log.
+    let generated = std::fs::read_to_string(dir.join("b.master")).unwrap();
+    assert!(!stderr.contains(generated.trim()), "{stderr}");
 }
 
 /// A TCP relay to PostgreSQL that can be cut and restored, to take the

@@ -224,7 +224,8 @@ async fn downloads_offloaded_to_presigned_urls() {
     let s3 = S3Server::start(BUCKET);
     let server = start(
         &s3,
-        "[offload]\nmode = \"presigned\"\npresigned_ttl = \"1m\"\n",
+        "[offload]\nmode = \"presigned\"\npresigned_ttl = \"1m\"\n\
+         [encryption]\nenabled = false\n",
     );
     let body = data(300_000);
     assert_eq!(
@@ -297,7 +298,8 @@ async fn downloads_offloaded_to_a_cdn() {
     let s3 = S3Server::start(BUCKET);
     let server = start(
         &s3,
-        "[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example.org/files/\"\n",
+        "[offload]\nmode = \"cdn\"\ncdn_url = \"https://cdn.example.org/files/\"\n\
+         [encryption]\nenabled = false\n",
     );
     assert_eq!(
         put(&server, "cdn/a.png", b"cdn bytes".to_vec()).await,
