@@ -29,14 +29,15 @@ async fn get(server: &Upslot, path: &str) -> (StatusCode, Vec<u8>) {
 }
 
 /// A replica on the shared bucket and database, with the shared index key
-/// file `key_file` and the shared master key beside it (`.master`).
+/// file `key_file` and the shared master key beside it (`.master`), and
+/// 2-second encryption epochs so that keys are destroyed within a test.
 fn replica(s3: &S3Server, database: &str, key_file: &Path, retention: &str) -> Upslot {
     Upslot::start_with(
         "",
         "",
         &format!(
             "{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\nkey_file = \"{}\"\n\
-             [encryption]\nmaster_key_file = \"{}\"\n{retention}",
+             [encryption]\nepoch = \"2s\"\nmaster_key_file = \"{}\"\n{retention}",
             s3.storage_toml(BUCKET),
             key_file.display(),
             key_file.with_extension("master").display()
@@ -150,6 +151,27 @@ async fn two_replicas_share_a_bucket_and_an_index() {
         StatusCode::CONFLICT,
         "a swept slot stays used on every replica"
     );
+
+    // Only the lease holder destroys epoch keys, and the shared table
+    // empties for both.
+    wait_for("the epoch keys to be destroyed", async || {
+        metric(&metrics(&a).await, "upslot_encryption_epochs") == 0.0
+            && metric(
+                &metrics(b.as_ref().unwrap()).await,
+                "upslot_encryption_epochs",
+            ) == 0.0
+    })
+    .await;
+    let destroyed = |text: &str| metric(text, "upslot_encryption_epochs_destroyed_total");
+    let leads = |text: &str| metric(text, "upslot_sweeper_leader") == 1.0;
+    for server in [&a, b.as_ref().unwrap()] {
+        let text = metrics(server).await;
+        if leads(&text) {
+            assert!(destroyed(&text) >= 1.0, "{text}");
+        } else {
+            assert_eq!(destroyed(&text), 0.0, "{text}");
+        }
+    }
 
     // The sweeping replica dies; the other takes the lease over and sweeps.
     let (leader, survivor) = if metric(&metrics(&a).await, "upslot_sweeper_leader") == 1.0 {

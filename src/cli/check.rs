@@ -35,12 +35,13 @@ pub(super) fn check_config(config: &Config) -> ExitCode {
                 secrets.to_string()
             };
             println!(
-                "configuration OK\n  listen: {}\n  storage: {}\n  index: {:?}\n  offload: {:?}\n  retention: {}\n  max upload: {}\n  secrets: {secrets}",
+                "configuration OK\n  listen: {}\n  storage: {}\n  index: {:?}\n  offload: {:?}\n  retention: {}\n  encryption: {}\n  max upload: {}\n  secrets: {secrets}",
                 config.server.listen.as_slice().join(", "),
                 storage_summary(config),
                 config.index.backend,
                 config.offload.mode,
                 config.retention.keep,
+                encryption_summary(config),
                 config.upload.max_size,
             );
             ExitCode::SUCCESS
@@ -50,6 +51,28 @@ pub(super) fn check_config(config: &Config) -> ExitCode {
             ExitCode::from(EXIT_CONFIG)
         }
     }
+}
+
+/// Whether files are encrypted, and where the keys that must stay out of
+/// backups are, for `check-config`.
+fn encryption_summary(config: &Config) -> String {
+    let encryption = &config.encryption;
+    let state = if encryption.enabled {
+        format!("on, epochs of {}", encryption.epoch)
+    } else {
+        "off for new files".to_string()
+    };
+    let keys = match config.index.backend {
+        IndexBackend::Embedded => format!(
+            "keyring {}",
+            encryption.keyring_dir(&config.storage.path).display()
+        ),
+        IndexBackend::Postgres => format!(
+            "master key {}",
+            encryption.master_key_path(&config.storage.path).display()
+        ),
+    };
+    format!("{state}; {keys} (keep it out of long-lived backups)")
 }
 
 /// Where blobs go, for `check-config` (no credentials).

@@ -132,16 +132,24 @@ impl Encryption {
         end.saturating_add(self.settings.epoch.min(MAX_GRACE))
     }
 
-    /// A data key and its record entry for a new blob `blob` that expires
-    /// at `expires_at`; `None` when new files are stored in plaintext.
+    /// A data key and its record entry for a new blob `blob`, made at
+    /// `now`, that expires at `expires_at`; `None` when new files are
+    /// stored in plaintext.
     pub async fn seal(
         &self,
         blob: &BlobName,
+        now: i64,
         expires_at: i64,
     ) -> Result<Option<(Sealing, DataKey)>, EncryptionError> {
         if !self.settings.seal_new {
             return Ok(None);
         }
+        // Keys past their destruction time leave memory even on a replica
+        // that does not sweep.
+        self.cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|end, _| now < self.destroy_at(*end));
         let epoch = self.epoch_end(expires_at);
         let epoch_key = match self.cached(epoch) {
             Some(key) => key,
@@ -344,7 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = encryption(dir.path(), 10);
         let blob = BlobName::new(0);
-        let (sealing, key) = e.seal(&blob, 15).await.unwrap().unwrap();
+        let (sealing, key) = e.seal(&blob, 0, 15).await.unwrap().unwrap();
         assert_eq!(sealing.epoch, 20);
         let opened = e.data_key(&sealing, &blob, 25).await.unwrap().unwrap();
         assert_eq!(opened.0.expose(), key.0.expose());
@@ -378,6 +386,6 @@ mod tests {
                 epoch: 10,
             },
         );
-        assert!(e.seal(&BlobName::new(0), 15).await.unwrap().is_none());
+        assert!(e.seal(&BlobName::new(0), 0, 15).await.unwrap().is_none());
     }
 }

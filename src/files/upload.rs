@@ -69,7 +69,7 @@ impl Files {
             content_type: file.content_type.clone(),
             max_age: u64::try_from(expires_at.saturating_sub(now)).unwrap_or(0),
         };
-        let sealed = self.encryption.seal(&blob, expires_at).await?;
+        let sealed = self.encryption.seal(&blob, now, expires_at).await?;
         let (writer, sealing) = match sealed {
             Some((sealing, key)) => {
                 let inner = self
