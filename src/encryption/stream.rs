@@ -161,6 +161,14 @@ impl Opening {
         let need = (plain + TAG) as usize;
         while self.buffer.len() < need {
             match self.sealed.next().await {
+                // A chunk nobody else holds (the disk store's reads) is
+                // decrypted where it lies; only a segment's pieces that
+                // straddle two chunks are copied.
+                Some(Ok(chunk)) if self.buffer.is_empty() => {
+                    self.buffer = chunk
+                        .try_into_mut()
+                        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+                }
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(error)) => return Err(error),
                 None => return Err(self.failed("a stored file is shorter than its record says")),
