@@ -1,27 +1,39 @@
 //! The contracts every backend must keep: one for blob stores, one for
-//! indexes. Each backend runs the same functions; a new backend adds one
-//! test per contract below.
+//! indexes, and one for sealed files (the data layer's encryption at rest
+//! over a blob store). Each backend runs the same functions; a new backend
+//! adds one test per contract below.
 
 #![allow(clippy::unwrap_used)] // tests may panic on the unexpected
 
 mod common;
 
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use upslot::encryption::Sealing;
+use upslot::auth::SlotPath;
+use upslot::encryption::keyring::DirKeyring;
+use upslot::encryption::{Encryption, EncryptionSettings, Sealing, sealed_size};
+use upslot::files::{Files, FilesError, NewFile};
 use upslot::index::embedded::EmbeddedIndex;
 use upslot::index::postgres::PostgresIndex;
-use upslot::index::{FileRecord, Index, Inserted, OwnerKey, Scan, SlotKey};
+use upslot::index::{FileRecord, Index, IndexKey, Inserted, OwnerKey, Scan, SlotKey};
+use upslot::retention::Retention;
 use upslot::storage::disk::DiskStore;
 use upslot::storage::object::ObjectBlobStore;
-use upslot::storage::{BlobMeta, BlobName, BlobStore, StorageError};
+use upslot::storage::{BlobMeta, BlobName, BlobStore, BlobStream, StorageError};
 
 const DAY: i64 = 86_400;
 
-async fn read_all(store: &dyn BlobStore, name: &BlobName, range: std::ops::Range<u64>) -> Vec<u8> {
-    let mut stream = store.read(name, range).await.unwrap();
+async fn read_all(store: &dyn BlobStore, name: &BlobName, range: Range<u64>) -> Vec<u8> {
+    collect(store.read(name, range).await.unwrap()).await
+}
+
+/// Every byte of `stream`; panics on an error in it.
+async fn collect(mut stream: BlobStream) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
         out.extend_from_slice(&chunk.unwrap());
@@ -132,6 +144,320 @@ async fn blob_contract(store: Arc<dyn BlobStore>) {
 
     // Health.
     store.check().await.unwrap();
+}
+
+/// Plaintext bytes per sealed segment: format version 1 fixes it, so it is
+/// written out here rather than taken from the library.
+const SEGMENT: u64 = 65_536;
+
+/// The sizes the sealed-files contract stores: empty, one byte, either side
+/// of one segment, and several segments with a short last one.
+const SEALED_SIZES: [u64; 6] = [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT + 7];
+
+/// Chunk sizes an upload is cut into, in turn: none of them is a segment,
+/// and their sums land on a boundary only by accident.
+const CHUNKS: [usize; 6] = [1, 4_093, 65_535, 2, 65_537, 131_071];
+
+/// The clock of the sealed-files contract (files are kept a day).
+const NOW: i64 = 1_000_000_000;
+
+/// `len` pseudo-random bytes, different for every `seed`, with no repeated
+/// 16-byte window in practice (so a window found in a blob is a leak, not a
+/// coincidence of the pattern).
+fn noise(len: u64, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// The blob size a sealed `size`-byte file must have: the plaintext and a
+/// 16-byte tag for each segment, an empty file having one empty segment.
+fn expected_sealed_size(size: u64) -> u64 {
+    size + 16 * size.div_ceil(SEGMENT).max(1)
+}
+
+/// The plaintext ranges to read back from a `size`-byte file: the whole
+/// file, first and last bytes, `bytes=0-1`, suffixes, and around every
+/// segment boundary: ending on it, starting on it, one byte either side.
+fn probes(size: u64) -> Vec<Range<u64>> {
+    let mut out = vec![
+        0..size,
+        0..1,
+        size.saturating_sub(1)..size,
+        0..2,
+        100..size.saturating_sub(3),
+    ];
+    for suffix in [1, 500, SEGMENT + 1] {
+        out.push(size.saturating_sub(suffix)..size);
+    }
+    let mut boundary = SEGMENT;
+    while boundary <= size {
+        out.extend([
+            10..boundary,
+            boundary - 1..boundary,
+            boundary - 1..boundary + 1,
+            boundary..boundary + 1,
+            boundary..boundary + 4,
+            boundary - 1..size,
+        ]);
+        boundary += SEGMENT;
+    }
+    out.retain(|range| range.start < range.end && range.end <= size);
+    out.sort_by_key(|range| (range.start, range.end));
+    out.dedup();
+    out
+}
+
+/// The data layer over `blobs`, with an embedded index and epoch keys in
+/// `dir` (shared by every `Files` opened on the same `dir` and `index`),
+/// sealing new files if `seal_new`.
+fn files_over(
+    blobs: &Arc<dyn BlobStore>,
+    index: &EmbeddedIndex,
+    dir: &Path,
+    seal_new: bool,
+) -> Files {
+    let keyring = DirKeyring::open(&dir.join("keys/epochs")).unwrap();
+    let encryption = Encryption::new(
+        Arc::new(keyring),
+        EncryptionSettings {
+            seal_new,
+            epoch: DAY,
+        },
+    );
+    let retention = Retention {
+        keep: Duration::from_secs(DAY as u64),
+        max: Duration::from_secs(2 * DAY as u64),
+        sweep_every: Duration::from_secs(60),
+        tombstone_horizon: Duration::from_secs(DAY as u64),
+    };
+    Files::new(
+        Arc::clone(blobs),
+        None,
+        Arc::new(index.clone()),
+        IndexKey::new([3; 32]),
+        retention,
+        encryption,
+    )
+}
+
+fn slot(name: &str) -> SlotPath {
+    SlotPath::from_wire(&format!("sealed/{name}")).unwrap()
+}
+
+/// Uploads `data` to `path` through `files`, in [`CHUNKS`]-sized pieces
+/// after an empty one.
+async fn upload(files: &Files, path: &SlotPath, data: &[u8]) {
+    let file = NewFile {
+        size: data.len() as u64,
+        content_type: "application/octet-stream".into(),
+        expires: None,
+        owner: None,
+    };
+    let mut upload = files.begin_upload(path, file, NOW).await.unwrap();
+    upload.write(Bytes::new()).await.unwrap();
+    let mut rest = data;
+    for size in CHUNKS.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at((*size).min(rest.len()));
+        upload.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+        rest = tail;
+    }
+    files.finish_upload(upload).await.unwrap();
+}
+
+/// The record of the file at `path`, which `files` must serve.
+async fn record_of(files: &Files, path: &SlotPath) -> Arc<FileRecord> {
+    files.lookup(path, NOW).await.unwrap().unwrap().record
+}
+
+/// Reads every range of [`probes`] of the file at `path` through `files`
+/// and checks each byte against `data`.
+async fn check_reads(files: &Files, path: &SlotPath, data: &[u8], what: &str) {
+    let record = record_of(files, path).await;
+    assert_eq!(record.size, data.len() as u64, "{what}: recorded size");
+    for range in probes(record.size) {
+        let stream = files.read(&record, range.clone(), NOW).await.unwrap();
+        let read = collect(stream).await;
+        let want = &data[range.start as usize..range.end as usize];
+        assert!(
+            read == want,
+            "{what}: bytes {range:?} of {} read back as {} different bytes",
+            data.len(),
+            read.len()
+        );
+    }
+}
+
+/// Whether some 16-byte window of `plain` occurs in `stored`.
+fn leaks(plain: &[u8], stored: &[u8]) -> bool {
+    let windows: std::collections::HashSet<&[u8]> = plain.windows(16).collect();
+    stored.windows(16).any(|window| windows.contains(window))
+}
+
+/// What the data layer must do over every [`BlobStore`] with encryption
+/// on: seal each file into exactly the sealed size with no plaintext in
+/// it, and read back any plaintext range of it byte for byte, decrypting
+/// only the segments the range touches; and serve files stored in
+/// plaintext beside sealed ones (a store written before encryption was
+/// turned on, or with it off). `stored_file` is the file in which the
+/// backend keeps a blob, to look at (and alter) it from outside the store.
+async fn sealed_files_contract(
+    blobs: Arc<dyn BlobStore>,
+    stored_file: impl Fn(&BlobName) -> PathBuf,
+) {
+    let stored_len = |name: &BlobName| std::fs::metadata(stored_file(name)).unwrap().len();
+    let dir = tempfile::tempdir().unwrap();
+    let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
+    let sealing = files_over(&blobs, &index, dir.path(), true);
+    let plain = files_over(&blobs, &index, dir.path(), false);
+
+    let sealed_files: Vec<(SlotPath, Vec<u8>)> = SEALED_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, size)| (slot(&format!("{size}.bin")), noise(*size, i as u64 + 1)))
+        .collect();
+    for (path, data) in &sealed_files {
+        upload(&sealing, path, data).await;
+    }
+    for (path, data) in &sealed_files {
+        let size = data.len() as u64;
+        let what = format!("sealed {size}-byte file");
+        let record = record_of(&sealing, path).await;
+        assert!(record.sealing.is_some(), "{what}: recorded as sealed");
+        // At rest: exactly the sealed size, and no plaintext in it.
+        assert_eq!(sealed_size(size), expected_sealed_size(size), "{what}");
+        assert_eq!(
+            stored_len(&record.blob),
+            sealed_size(size),
+            "{what}: blob size"
+        );
+        let stored = read_all(blobs.as_ref(), &record.blob, 0..sealed_size(size)).await;
+        assert_eq!(stored.len() as u64, sealed_size(size), "{what}: blob read");
+        assert!(!leaks(data, &stored), "{what}: plaintext in the blob");
+        // Read back (an empty file has no range to read).
+        check_reads(&sealing, path, data, &what).await;
+        // A Files that no longer seals new files still opens sealed ones.
+        check_reads(&plain, path, data, &format!("{what} (sealing off)")).await;
+    }
+
+    // A mixed store: files stored in plaintext stay readable once new
+    // files are sealed.
+    for (i, size) in [1, 3 * SEGMENT + 7].into_iter().enumerate() {
+        let path = slot(&format!("plain-{size}.bin"));
+        let data = noise(size, 100 + i as u64);
+        upload(&plain, &path, &data).await;
+        let what = format!("plaintext {size}-byte file");
+        let record = record_of(&sealing, &path).await;
+        assert!(record.sealing.is_none(), "{what}: recorded as plaintext");
+        assert_eq!(stored_len(&record.blob), size, "{what}: blob size");
+        assert!(
+            read_all(blobs.as_ref(), &record.blob, 0..size).await == data,
+            "{what}: stored as is"
+        );
+        check_reads(&sealing, &path, &data, &format!("{what} (sealing on)")).await;
+        check_reads(&plain, &path, &data, &what).await;
+    }
+
+    // Only the segments a range touches are opened: with one byte of the
+    // second segment altered at rest, ranges elsewhere still read, one
+    // starting in it fails before any byte, and one crossing into it ends
+    // with an error after the first segment's bytes, never with forged ones.
+    let (path, data) = &sealed_files[SEALED_SIZES.len() - 1];
+    let size = data.len() as u64;
+    let record = record_of(&sealing, path).await;
+    {
+        use std::os::unix::fs::FileExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(stored_file(&record.blob))
+            .unwrap();
+        let offset = SEGMENT + 16 + 100;
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, offset).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x20], offset).unwrap();
+        file.sync_all().unwrap();
+    }
+    for range in [
+        0..SEGMENT,
+        10..SEGMENT,
+        2 * SEGMENT..3 * SEGMENT + 1,
+        size - 1..size,
+    ] {
+        let read = collect(sealing.read(&record, range.clone(), NOW).await.unwrap()).await;
+        assert!(
+            read == data[range.start as usize..range.end as usize],
+            "tampered file: bytes {range:?}, away from the altered segment, differ"
+        );
+    }
+    for range in [SEGMENT..SEGMENT + 4, SEGMENT + 200..size] {
+        assert!(
+            matches!(
+                sealing.read(&record, range.clone(), NOW).await,
+                Err(FilesError::Tampered)
+            ),
+            "tampered file: bytes {range:?} must be refused before any is sent"
+        );
+    }
+    for range in [0..size, SEGMENT - 1..SEGMENT + 1] {
+        let mut stream = sealing.read(&record, range.clone(), NOW).await.unwrap();
+        let mut read = Vec::new();
+        let mut failed = false;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    assert!(
+                        !failed,
+                        "tampered file: bytes {range:?}: data after an error"
+                    );
+                    read.extend_from_slice(&chunk);
+                }
+                Err(_) => failed = true,
+            }
+        }
+        assert!(
+            failed,
+            "tampered file: bytes {range:?} must end in an error"
+        );
+        assert!(
+            read == data[range.start as usize..SEGMENT as usize],
+            "tampered file: bytes {range:?} must yield the first segment's part, then stop"
+        );
+    }
+}
+
+/// The one file below `root` that holds blob `name` (both stores keep a
+/// blob as a file named by its key, under some prefix).
+fn file_under(root: &Path, name: &BlobName) -> PathBuf {
+    fn walk(dir: &Path, key: &str, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, key, out);
+            } else if path.ends_with(key) {
+                out.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(root, name.key(), &mut found);
+    assert_eq!(
+        found.len(),
+        1,
+        "blob {} under {}: {found:?}",
+        name.key(),
+        root.display()
+    );
+    found.remove(0)
 }
 
 fn key(n: u8) -> SlotKey {
@@ -267,6 +593,13 @@ async fn disk_store_keeps_the_blob_contract() {
 }
 
 #[tokio::test]
+async fn disk_store_keeps_the_sealed_files_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(DiskStore::open(dir.path(), 0).unwrap());
+    sealed_files_contract(store, |name| file_under(&dir.path().join("blobs"), name)).await;
+}
+
+#[tokio::test]
 async fn embedded_index_keeps_the_index_contract() {
     let dir = tempfile::tempdir().unwrap();
     let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
@@ -284,6 +617,13 @@ async fn postgres_index_keeps_the_index_contract() {
 async fn s3_store_keeps_the_blob_contract() {
     let s3 = common::s3::S3Server::start("contract");
     blob_contract(Arc::new(s3_store(&s3, "contract", "64MiB", 4))).await;
+}
+
+#[tokio::test]
+async fn s3_store_keeps_the_sealed_files_contract() {
+    let s3 = common::s3::S3Server::start("sealed");
+    let store = Arc::new(s3_store(&s3, "sealed", "64MiB", 4));
+    sealed_files_contract(store, |name| file_under(&s3.root.join("sealed"), name)).await;
 }
 
 /// A store in `bucket` of `s3` with 5 MiB parts, `buffer_memory` and

@@ -2,9 +2,11 @@
 # The whole test suite: the README's test command, and what .ci/run calls.
 #
 # 1. Makes sure the real XMPP servers and client the interoperability tests
-#    drive are installed (Debian packages; installing needs root). Package
-#    post-install scripts would start system-wide daemons on 0.0.0.0:5222, so
-#    a temporary policy-rc.d forbids that during the install.
+#    drive, and python3-cryptography (tests/at_rest.rs decrypts blobs with
+#    it, independently of upslot), are installed (Debian packages;
+#    installing needs root). Package post-install scripts would start
+#    system-wide daemons on 0.0.0.0:5222, so a temporary policy-rc.d forbids
+#    that during the install.
 # 2. Gives the PostgreSQL index tests a real server. If TEST_POSTGRES_URL
 #    is already set (postgres://user:password@host:port/database of a role
 #    that may create databases), it is used as is. Otherwise the local Debian
@@ -25,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp erlang-base openssl procps postgresql)
+packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp python3-cryptography erlang-base openssl procps postgresql)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
