@@ -172,6 +172,13 @@ impl Encryption {
     /// The data key of blob `blob` sealed as `sealing`, at `now`: `None`
     /// when its epoch key is gone (destroyed, due for destruction, or
     /// never seen here), which makes the file unreadable for good.
+    ///
+    /// A wrapped key that does not open under the epoch's key is gone too:
+    /// the key it was wrapped under was lost (a keyring left out of a
+    /// restored backup, as the README advises) and a later upload made a
+    /// new key for the same epoch, or the record was altered. Either way
+    /// the file can never be read; it is counted with the missing keys,
+    /// not as a tampered blob.
     pub async fn data_key(
         &self,
         sealing: &Sealing,
@@ -180,19 +187,27 @@ impl Encryption {
     ) -> Result<Option<DataKey>, EncryptionError> {
         let Some(epoch_key) = self.epoch_key(sealing.epoch, now).await? else {
             self.metrics.missing.inc();
+            tracing::warn!(epoch = sealing.epoch, "a recorded file's epoch key is gone");
             return Ok(None);
         };
         match DataKey::unwrap(&sealing.wrapped_key, &epoch_key, blob.key()) {
             Ok(key) => Ok(Some(key)),
-            Err(error) => {
-                self.metrics.failures.inc();
-                tracing::error!(
+            Err(_) => {
+                self.metrics.missing.inc();
+                tracing::warn!(
                     epoch = sealing.epoch,
-                    "a file's data key does not open under its epoch key"
+                    "a recorded file's data key does not open under its epoch's key \
+                     (the key it was wrapped under was lost and replaced, or the record was altered)"
                 );
-                Err(error.into())
+                Ok(None)
             }
         }
+    }
+
+    /// Counts a stored blob that failed before it could be opened (shorter
+    /// than its record).
+    pub fn count_failure(&self) {
+        self.metrics.failures.inc();
     }
 
     /// Opens plaintext `span` of a `size`-byte file from its ciphertext.
@@ -305,12 +320,12 @@ impl Encryption {
         );
         out.counter(
             "upslot_encryption_decrypt_failures_total",
-            "Stored files or wrapped keys that failed authentication (altered, swapped or corrupt).",
+            "Stored blobs that failed authentication or ended early (altered, truncated, swapped or corrupt).",
             self.metrics.failures.get(),
         );
         out.counter(
             "upslot_encryption_missing_keys_total",
-            "Reads of a recorded file whose epoch key was gone (answered 404).",
+            "Reads of a recorded file whose key was gone: its epoch key destroyed or lost (answered 404).",
             self.metrics.missing.get(),
         );
         Ok(())

@@ -170,6 +170,9 @@ impl Opening {
                         .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
                 }
                 Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Err(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Err(self.failed("a stored file is shorter than its record says"));
+                }
                 Some(Err(error)) => return Err(error),
                 None => return Err(self.failed("a stored file is shorter than its record says")),
             }

@@ -152,11 +152,20 @@ impl Files {
             return self.read_blob(record, range).await;
         };
         let Some(key) = self.encryption.data_key(sealing, &record.blob, now).await? else {
-            tracing::warn!(epoch = sealing.epoch, "a recorded file's epoch key is gone");
             return Err(FilesError::Shredded);
         };
         let span = format::span(record.size, range);
-        let sealed = self.read_blob(record, span.sealed.clone()).await?;
+        let sealed = match self.read_blob(record, span.sealed.clone()).await {
+            // Shorter than the record says: cut, as a tampered blob is.
+            Err(FilesError::Storage(StorageError::Unavailable(error)))
+                if error.kind() == std::io::ErrorKind::UnexpectedEof =>
+            {
+                self.encryption.count_failure();
+                tracing::error!("a stored file is shorter than its record says");
+                return Err(FilesError::Tampered);
+            }
+            other => other?,
+        };
         self.encryption
             .open(sealed, &key, record.size, span)
             .await

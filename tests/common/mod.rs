@@ -103,6 +103,15 @@ impl Upslot {
         std::mem::replace(&mut self._dir, placeholder)
     }
 
+    /// Starts upslot again in `dir`, the working directory a stopped
+    /// instance handed back ([`Upslot::into_dir`]), on its config file and
+    /// data directory as they are now (a test may have changed either).
+    pub fn restart_in(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Upslot {
+        let data_dir = dir.path().join("data");
+        let config_path = dir.path().join("upslot.toml");
+        Upslot::spawn(dir, data_dir, config_path, env)
+    }
+
     fn spawn(
         dir: tempfile::TempDir,
         data_dir: PathBuf,
