@@ -1,5 +1,7 @@
-# Helpers shared by the benchmark scripts (sourced by load.sh and s3.sh,
-# which define `log` themselves).
+# shellcheck shell=bash
+# Helpers shared by the benchmark scripts (sourced by load.sh, s3.sh and
+# encryption.sh, which define `log` themselves). s3.sh defines its own
+# `mac`, `start_upslot` and `TICK_HZ` (same meaning) after sourcing this.
 
 die() {
     log "FAILED: $*"
@@ -48,4 +50,101 @@ upload_burst() {
     BURST_CREATED=$(cat "$WORK"/burst*.code | grep -c '^201$' || true)
     BURST_ANSWERS=$(sort "$WORK"/burst*.code | uniq -c | awk '{ printf "%s%s x %s", (NR > 1 ? ", " : ""), $1, $2 }')
     log "  $BURST_CREATED/$count answered 201 in $BURST_SECONDS s; VmHWM $((BURST_HWM_KIB / 1024)) MiB"
+}
+
+# The MAC of a Prosody v1 slot: HMAC-SHA256(secret, "<path> <length>").
+mac() { printf '%s %s' "$1" "$2" | openssl dgst -sha256 -hmac "$3" | awk '{ print $NF }'; }
+# Dies unless `mac` gives DESIGN.md's test vector.
+check_mac() {
+    [[ $(mac thomas/abc/catmetal.jpg 23026 mysecret) == 7b8879e2d1c733b423a70cde30cecc3a3c64a03f790d1b5bcbb2a6aca52b477e ]] ||
+        die "openssl computes a different HMAC than DESIGN.md's test vector"
+}
+
+# Starts "$BIN serve" with config $1 (output in $1.out, log in $1.log); sets
+# UPSLOT_PID (at once, so that a cleanup trap can stop it), UPSLOT (public
+# host:port) and ADMIN (admin host:port).
+start_upslot() {
+    local config=$1
+    "$BIN" serve --config "$config" >"$config.out" 2>"$config.log" &
+    UPSLOT_PID=$!
+    for _ in $(seq 300); do
+        grep -q '^upslot admin listening on' "$config.out" 2>/dev/null && break
+        kill -0 "$UPSLOT_PID" 2>/dev/null || die "upslot exited: $(tail -5 "$config.log")"
+        sleep 0.05
+    done
+    UPSLOT=$(sed -n 's|^upslot listening on http://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$config.out" | head -1)
+    ADMIN=$(sed -n 's|^upslot admin listening on http://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$config.out" | head -1)
+    [[ -n $UPSLOT && -n $ADMIN ]] || die "upslot did not report its addresses"
+}
+
+# Uploads FILE to the upslot at $UPSLOT, whose disk store is $STORE, as PATH
+# (<slot>/<name>) with a v1 MAC under $SECRET; prints "<seconds> <blob path
+# below blobs/>". Fails unless the answer is 201. `Expect:` is sent empty so
+# that curl does not wait for a 100-continue.
+disk_upload() {
+    local path=$1 file=$2 size before after out code seconds blob
+    size=$(stat -c %s "$file")
+    before=$(find "$STORE/blobs" -type f | sort)
+    out=$(curl -sS -o /dev/null -H 'Expect:' -w '%{http_code} %{time_total}' \
+        -T "$file" "http://$UPSLOT/$path?v=$(mac "$path" "$size" "$SECRET")") ||
+        die "upload of $path: curl failed"
+    read -r code seconds <<<"$out"
+    [[ $code == 201 ]] || die "upload of $path answered $code, not 201"
+    after=$(find "$STORE/blobs" -type f | sort)
+    blob=$(comm -13 <(echo "$before") <(echo "$after") | head -1)
+    [[ -n $blob ]] || die "upload of $path left no new blob"
+    echo "$seconds ${blob#"$STORE/blobs/"}"
+}
+
+# GETs URL into /dev/null; prints bytes/s. Fails unless 200 with all
+# EXPECTED bytes.
+get_speed() {
+    local url=$1 expected=$2 out code size speed
+    out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") ||
+        die "GET $url: curl failed"
+    read -r code size speed <<<"$out"
+    [[ $code == 200 && $size == "$expected" ]] || die "GET $url: $code with $size bytes"
+    echo "$speed"
+}
+
+# CPU time (user + system, all threads, in clock ticks of TICK_HZ) used so
+# far by the processes $@, summed.
+TICK_HZ=$(getconf CLK_TCK)
+pid_ticks() {
+    local pid total=0 u s
+    for pid in "$@"; do
+        read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+        total=$((total + u + s))
+    done
+    echo "$total"
+}
+# CPU seconds per GiB: $1 clock ticks spent on $2 bytes.
+secs_per_gib() { awk -v t="$1" -v hz="$TICK_HZ" -v b="$2" 'BEGIN { printf "%.2f", t / hz / (b / 1073741824) }'; }
+
+# Runs `wrk -t2 -c64 -d$WRK_DURATION` with the remaining arguments against
+# the server named $1; prints "<requests/s> <server CPU microseconds per
+# request>", the CPU from `cpu_ticks $1`, which the script defines. Fails on
+# socket errors or non-2xx answers.
+run_wrk() {
+    local server=$1 out rps requests t0 t1
+    shift
+    t0=$(cpu_ticks "$server")
+    out=$(wrk -t2 -c64 -d"$WRK_DURATION" "$@" 2>&1) || die "wrk $*: $out"
+    t1=$(cpu_ticks "$server")
+    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+        die "wrk $* saw errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
+    fi
+    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
+    requests=$(awk '/ requests in / { print $1 }' <<<"$out")
+    [[ -n $rps && -n $requests ]] || die "wrk $*: no request count in its output"
+    awk -v r="$rps" -v t=$((t1 - t0)) -v hz="$TICK_HZ" -v n="$requests" \
+        'BEGIN { printf "%s %.1f", r, (n > 0 ? t / hz * 1e6 / n : 0) }'
+}
+
+# A wrk script that requests the given paths in turn.
+cycle_script() {
+    printf 'local paths = {\n'
+    printf '  "%s",\n' "$@"
+    printf '}\nlocal i = 0\nrequest = function()\n'
+    printf '  i = i %% #paths + 1\n  return wrk.format("GET", paths[i])\nend\n'
 }

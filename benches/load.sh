@@ -62,14 +62,11 @@ done
 
 # ------------------------------------------------------------------ helpers --
 
-# The MAC of a Prosody v1 slot: HMAC-SHA256(secret, "<path> <length>").
-mac() { printf '%s %s' "$1" "$2" | openssl dgst -sha256 -hmac "$3" | awk '{ print $NF }'; }
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-[[ $(mac thomas/abc/catmetal.jpg 23026 mysecret) == 7b8879e2d1c733b423a70cde30cecc3a3c64a03f790d1b5bcbb2a6aca52b477e ]] ||
-    die "openssl computes a different HMAC than DESIGN.md's test vector"
+check_mac # mac (common.sh) against DESIGN.md's test vector
 
 # ------------------------------------------------------------------- set-up --
 
@@ -120,18 +117,14 @@ secret = "$SECRET"
 max_size = "$((BIG_MIB + 1))MiB"
 [storage]
 path = "$STORE"
+# nginx serves the very same blob files, so they must be plaintext; the
+# cost of encryption at rest is measured by benches/encryption.sh.
+[encryption]
+enabled = false
 EOF
 
 log "starting upslot"
-"$BIN" serve --config "$WORK/upslot.toml" >"$WORK/upslot.out" 2>"$WORK/upslot.log" &
-UPSLOT_PID=$!
-for _ in $(seq 100); do
-    grep -q '^upslot listening on' "$WORK/upslot.out" 2>/dev/null && break
-    kill -0 "$UPSLOT_PID" 2>/dev/null || die "upslot exited: $(tail -5 "$WORK/upslot.log")"
-    sleep 0.1
-done
-UPSLOT=$(sed -n 's|^upslot listening on http://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$WORK/upslot.out" | head -1)
-[[ -n $UPSLOT ]] || die "upslot did not report its address"
+start_upslot "$WORK/upslot.toml"
 
 NGINX_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
@@ -170,47 +163,18 @@ for _ in $(seq 50); do
 done
 NGINX="127.0.0.1:$NGINX_PORT"
 
-# Uploads FILE to upslot as PATH (<slot>/<name>); prints "<seconds> <blob
-# path below blobs/>". Fails unless the answer is 201. `Expect:` is sent
-# empty so that curl does not wait for a 100-continue.
-upload() {
-    local path=$1 file=$2 size before after out code seconds blob
-    size=$(stat -c %s "$file")
-    before=$(find "$STORE/blobs" -type f | sort)
-    out=$(curl -sS -o /dev/null -H 'Expect:' -w '%{http_code} %{time_total}' \
-        -T "$file" "http://$UPSLOT/$path?v=$(mac "$path" "$size" "$SECRET")") ||
-        die "upload of $path: curl failed"
-    read -r code seconds <<<"$out"
-    [[ $code == 201 ]] || die "upload of $path answered $code, not 201"
-    after=$(find "$STORE/blobs" -type f | sort)
-    blob=$(comm -13 <(echo "$before") <(echo "$after") | head -1)
-    [[ -n $blob ]] || die "upload of $path left no new blob"
-    echo "$seconds ${blob#"$STORE/blobs/"}"
-}
-
-# GETs URL; prints bytes/s. Fails unless 200 with all EXPECTED bytes.
-download() {
-    local url=$1 expected=$2 out code size speed
-    out=$(curl -sS -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "$url") ||
-        die "GET $url: curl failed"
-    read -r code size speed <<<"$out"
-    [[ $code == 200 && $size == "$expected" ]] || die "GET $url: $code with $size bytes"
-    echo "$speed"
-}
-
 # CPU time (user + system, all threads, in clock ticks) used so far by the
 # server named $1: upslot, or nginx's master and workers. Dividing by the
 # work done gives a cost that other load on the machine hardly changes.
+# (run_wrk in common.sh calls it.)
 cpu_ticks() {
-    local pids pid total=0 u s
-    if [[ $1 == upslot ]]; then pids=$UPSLOT_PID; else pids="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; fi
-    for pid in $pids; do
-        read -r u s < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
-        total=$((total + u + s))
-    done
-    echo "$total"
+    if [[ $1 == upslot ]]; then
+        pid_ticks "$UPSLOT_PID"
+    else
+        # shellcheck disable=SC2046 # the workers' pids, one word each
+        pid_ticks "$NGINX_PID" $(pgrep -P "$NGINX_PID")
+    fi
 }
-TICK_HZ=$(getconf CLK_TCK)
 
 # dd from SRC to OUT (in the store's file system) with one fsync at the
 # end; prints the seconds dd reports.
@@ -239,7 +203,7 @@ if want upload; then
             sync # start each measurement with no dirty pages of others
             case $kind in
             upslot)
-                out=$(upload "big$run/big.bin" "$WORK/big.bin")
+                out=$(disk_upload "big$run/big.bin" "$WORK/big.bin")
                 read -r secs blob <<<"$out"
                 if [[ -z $BIG_BLOB ]]; then
                     BIG_BLOB=$blob BIG_PATH="big$run/big.bin"
@@ -275,28 +239,28 @@ fi
 if want download; then
     if [[ -z $BIG_BLOB ]]; then
         log "download: uploading the $BIG_LABEL file"
-        out=$(upload big1/big.bin "$WORK/big.bin")
+        out=$(disk_upload big1/big.bin "$WORK/big.bin")
         read -r _ BIG_BLOB <<<"$out"
         BIG_PATH=big1/big.bin
     fi
     log "download: a warm-up GET, then $RUNS interleaved runs per server"
-    download "http://$UPSLOT/$BIG_PATH" "$BIG_BYTES" >/dev/null
-    download "http://$NGINX/$BIG_BLOB" "$BIG_BYTES" >/dev/null
+    get_speed "http://$UPSLOT/$BIG_PATH" "$BIG_BYTES" >/dev/null
+    get_speed "http://$NGINX/$BIG_BLOB" "$BIG_BYTES" >/dev/null
     dl_up=() dl_ng=()
     ticks_up=0 ticks_ng=0
     for run in $(seq "$RUNS"); do
         t0=$(cpu_ticks upslot)
-        speed=$(download "http://$UPSLOT/$BIG_PATH" "$BIG_BYTES")
+        speed=$(get_speed "http://$UPSLOT/$BIG_PATH" "$BIG_BYTES")
         ticks_up=$((ticks_up + $(cpu_ticks upslot) - t0))
         dl_up+=("$(mbps "$speed" 1)")
         t0=$(cpu_ticks nginx)
-        speed=$(download "http://$NGINX/$BIG_BLOB" "$BIG_BYTES")
+        speed=$(get_speed "http://$NGINX/$BIG_BLOB" "$BIG_BYTES")
         ticks_ng=$((ticks_ng + $(cpu_ticks nginx) - t0))
         dl_ng+=("$(mbps "$speed" 1)")
         log "  run $run: upslot ${dl_up[-1]} MB/s, nginx ${dl_ng[-1]} MB/s"
     done
     # Server CPU seconds per GiB sent.
-    per_gib() { awk -v t="$1" -v hz="$TICK_HZ" -v n="$RUNS" -v b="$BIG_BYTES" 'BEGIN { printf "%.2f", t / hz / (n * b / 1073741824) }'; }
+    per_gib() { secs_per_gib "$1" $((RUNS * BIG_BYTES)); }
     cpu_dl_up=$(per_gib "$ticks_up")
     cpu_dl_ng=$(per_gib "$ticks_ng")
     m_dl_up=$(printf '%s\n' "${dl_up[@]}" | median)
@@ -311,44 +275,17 @@ fi
 
 # --------------------------------------------------- small GETs vs nginx --
 
-# Runs wrk against SERVER (upslot or nginx) with the remaining arguments;
-# prints "<requests/s> <server CPU microseconds per request>". Fails on
-# socket errors or non-2xx answers.
-run_wrk() {
-    local server=$1 out rps requests t0 t1
-    shift
-    t0=$(cpu_ticks "$server")
-    out=$(wrk -t2 -c64 -d"$WRK_DURATION" "$@" 2>&1) || die "wrk $*: $out"
-    t1=$(cpu_ticks "$server")
-    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
-        die "wrk $* saw errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
-    fi
-    rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' <<<"$out")
-    requests=$(awk '/ requests in / { print $1 }' <<<"$out")
-    [[ -n $rps && -n $requests ]] || die "wrk $*: no request count in its output"
-    awk -v r="$rps" -v t=$((t1 - t0)) -v hz="$TICK_HZ" -v n="$requests" \
-        'BEGIN { printf "%s %.1f", r, (n > 0 ? t / hz * 1e6 / n : 0) }'
-}
-
-# A wrk script that requests the given paths in turn.
-cycle_script() {
-    printf 'local paths = {\n'
-    printf '  "%s",\n' "$@"
-    printf '}\nlocal i = 0\nrequest = function()\n'
-    printf '  i = i %% #paths + 1\n  return wrk.format("GET", paths[i])\nend\n'
-}
-
 if want small; then
     log "small GETs: uploading $SMALL_FILES files of 4 KiB"
     up_paths=() ng_paths=()
     for i in $(seq "$SMALL_FILES"); do
-        out=$(upload "small$i/small.bin" "$WORK/small.bin")
+        out=$(disk_upload "small$i/small.bin" "$WORK/small.bin")
         read -r _ blob <<<"$out"
         up_paths+=("/small$i/small.bin")
         ng_paths+=("/$blob")
     done
-    download "http://$UPSLOT${up_paths[0]}" 4096 >/dev/null
-    download "http://$NGINX${ng_paths[0]}" 4096 >/dev/null
+    get_speed "http://$UPSLOT${up_paths[0]}" 4096 >/dev/null
+    get_speed "http://$NGINX${ng_paths[0]}" 4096 >/dev/null
     cycle_script "${up_paths[@]}" >"$WORK/upslot.lua"
     cycle_script "${ng_paths[@]}" >"$WORK/nginx.lua"
 

@@ -296,6 +296,10 @@ allow_http = true
 $transfer_lines[retention]
 keep = "$4"
 sweep_every = "$5"
+# The stored object is compared with the file byte for byte, and boto3 is
+# the reference: plaintext, like boto3's objects.
+[encryption]
+enabled = false
 EOF
 }
 
