@@ -292,6 +292,18 @@ impl BlobWriter for DiskWriter {
         if self.file.is_none() {
             return Err(StorageError::Unavailable(committed()));
         }
+        if self.buffer.is_empty() && chunk.len() >= IO_BUFFER_BYTES {
+            // Already a buffer's worth (a sealed batch): written as it is,
+            // without the copy.
+            self.settle().await?;
+            let file = Arc::clone(self.file.as_ref().ok_or_else(committed)?);
+            let offset = self.written;
+            self.written += chunk.len() as u64;
+            self.in_flight = Some(tokio::task::spawn_blocking(move || {
+                file.write_all_at(&chunk, offset)
+            }));
+            return Ok(());
+        }
         self.buffer.extend_from_slice(&chunk);
         if self.buffer.len() >= IO_BUFFER_BYTES {
             self.flush_buffer().await?;
