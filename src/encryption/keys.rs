@@ -6,6 +6,8 @@
 //! The associated data binds it to where it belongs (see [`DataKey::wrap`]
 //! and [`EpochKey::wrap`]), so a wrapped key moved elsewhere does not open.
 
+use std::sync::{Arc, OnceLock};
+
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::Zeroizing;
 
@@ -29,33 +31,45 @@ pub enum KeyFault {
 }
 
 /// 32 secret bytes, wiped on drop, never shown.
+///
+/// The AES key schedule made from them is kept once made and shared by
+/// clones, so a cached epoch key is expanded once, not at every read.
 #[derive(Clone)]
-pub struct SecretKey(Zeroizing<[u8; 32]>);
+pub struct SecretKey {
+    bytes: Zeroizing<[u8; 32]>,
+    aead: Arc<OnceLock<LessSafeKey>>,
+}
 
 impl SecretKey {
     /// Wraps `bytes`.
     pub fn from_bytes(bytes: [u8; 32]) -> SecretKey {
-        SecretKey(Zeroizing::new(bytes))
+        SecretKey {
+            bytes: Zeroizing::new(bytes),
+            aead: Arc::new(OnceLock::new()),
+        }
     }
 
     /// 32 fresh random bytes.
     pub fn random() -> Result<SecretKey, KeyFault> {
-        let mut key = SecretKey::from_bytes([0; 32]);
-        getrandom::getrandom(key.0.as_mut()).map_err(|_| KeyFault::NoRandomness)?;
-        Ok(key)
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::getrandom(bytes.as_mut()).map_err(|_| KeyFault::NoRandomness)?;
+        Ok(SecretKey::from_bytes(*bytes))
     }
 
     /// The bytes, for sealing and for writing to a key file.
     pub fn expose(&self) -> &[u8; 32] {
-        &self.0
+        &self.bytes
     }
 
     /// The AES-256-GCM key.
-    pub(super) fn aead(&self) -> LessSafeKey {
-        // A 32-byte key is always accepted by AES-256-GCM.
-        #[allow(clippy::expect_used)]
-        let unbound = UnboundKey::new(&AES_256_GCM, self.0.as_ref()).expect("32-byte AES key");
-        LessSafeKey::new(unbound)
+    pub(super) fn aead(&self) -> &LessSafeKey {
+        self.aead.get_or_init(|| {
+            // A 32-byte key is always accepted by AES-256-GCM.
+            #[allow(clippy::expect_used)]
+            let unbound =
+                UnboundKey::new(&AES_256_GCM, self.bytes.as_ref()).expect("32-byte AES key");
+            LessSafeKey::new(unbound)
+        })
     }
 
     /// Seals `key` under this one with associated data `aad`.

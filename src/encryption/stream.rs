@@ -31,7 +31,7 @@ use crate::storage::{BlobStream, BlobWriter, StorageError};
 /// upload). A file of less than a batch is sealed at commit, inline.
 pub struct SealingWriter {
     inner: Box<dyn BlobWriter>,
-    key: Arc<LessSafeKey>,
+    key: DataKey,
     size: u64,
     count: u64,
     received: u64,
@@ -55,7 +55,7 @@ impl SealingWriter {
     pub fn new(inner: Box<dyn BlobWriter>, key: &DataKey, size: u64) -> SealingWriter {
         SealingWriter {
             inner,
-            key: Arc::new(key.0.aead()),
+            key: key.clone(),
             size,
             count: segments(size),
             received: 0,
@@ -96,7 +96,7 @@ impl SealingWriter {
         self.settle().await?;
         let batch = std::mem::replace(&mut self.batch, fresh_batch());
         let job = SealJob {
-            key: Arc::clone(&self.key),
+            key: self.key.clone(),
             size: self.size,
             count: self.count,
             segments: self.first..self.index,
@@ -114,7 +114,7 @@ impl SealingWriter {
 
 /// Segments to seal in place in a batch buffer.
 struct SealJob {
-    key: Arc<LessSafeKey>,
+    key: DataKey,
     size: u64,
     count: u64,
     segments: Range<u64>,
@@ -129,6 +129,8 @@ impl SealJob {
             let nonce = Nonce::assume_unique_for_key(nonce(index, index + 1 == self.count));
             let tag = self
                 .key
+                .0
+                .aead()
                 .seal_in_place_separate_tag(nonce, Aad::empty(), segment)
                 .map_err(|_| StorageError::Unavailable(io::Error::other("sealing failed")))?;
             rest[..TAG as usize].copy_from_slice(tag.as_ref());
@@ -200,7 +202,7 @@ pub async fn open(
     let remaining = span.segments.end - span.segments.start;
     let mut opening = Opening {
         sealed,
-        key: Arc::new(key.0.aead()),
+        key: key.clone(),
         size,
         count: segments(size),
         next: span.segments.start,
@@ -241,7 +243,7 @@ const OPEN_BATCH: usize = 8;
 
 struct Opening {
     sealed: BlobStream,
-    key: Arc<LessSafeKey>,
+    key: DataKey,
     size: u64,
     count: u64,
     /// The next segment to gather.
@@ -347,7 +349,7 @@ impl Opening {
                         self.done = true;
                         return None;
                     }
-                    gathered.open(&self.key, self.size, self.count)
+                    gathered.open(self.key.0.aead(), self.size, self.count)
                 }
             };
             let bytes = self.trim(opened.plain);
@@ -363,9 +365,9 @@ impl Opening {
                 self.error = Some(error);
             } else if self.pipelined && self.next < self.end {
                 let gathered = self.gather().await;
-                let (key, size, count) = (Arc::clone(&self.key), self.size, self.count);
+                let (key, size, count) = (self.key.clone(), self.size, self.count);
                 self.ahead = Some(tokio::task::spawn_blocking(move || {
-                    gathered.open(&key, size, count)
+                    gathered.open(key.0.aead(), size, count)
                 }));
             }
         }
