@@ -4,7 +4,6 @@
 //! instead of between it (measured in benches/README.md, "Encryption at
 //! rest"). Memory per stream is bounded: two batches.
 
-use std::collections::VecDeque;
 use std::io;
 use std::ops::Range;
 use std::sync::Arc;
@@ -213,7 +212,7 @@ pub async fn open(
         partial: BytesMut::new(),
         batch: 1,
         pipelined: false,
-        ready: VecDeque::new(),
+        ready: None,
         ahead: None,
         error: None,
         done: false,
@@ -260,7 +259,7 @@ struct Opening {
     /// Whether batches are opened on the blocking pool, one ahead.
     pipelined: bool,
     /// Opened plaintext, ready to send.
-    ready: VecDeque<Bytes>,
+    ready: Option<Bytes>,
     /// The batch being opened ahead.
     ahead: Option<JoinHandle<Opened>>,
     /// The error to end with once `ready` is sent.
@@ -325,7 +324,7 @@ impl Gathered {
 impl Opening {
     async fn next_item(&mut self) -> Option<Result<Bytes, io::Error>> {
         loop {
-            if let Some(bytes) = self.ready.pop_front() {
+            if let Some(bytes) = self.ready.take() {
                 return Some(Ok(bytes));
             }
             if let Some(error) = self.error.take() {
@@ -354,7 +353,7 @@ impl Opening {
             };
             let bytes = self.trim(opened.plain);
             if !bytes.is_empty() {
-                self.ready.push_back(bytes);
+                self.ready = Some(bytes);
             }
             if opened.failed {
                 self.error =

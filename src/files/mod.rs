@@ -218,6 +218,13 @@ pub(crate) mod tests {
         _dir: tempfile::TempDir,
     }
 
+    impl Fixture {
+        /// The temporary directory holding the blobs, index and keyring.
+        pub(crate) fn dir(&self) -> &std::path::Path {
+            self._dir.path()
+        }
+    }
+
     pub(crate) fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();

@@ -326,6 +326,39 @@ mod tests {
     use crate::index::{Index, Inserted};
 
     #[tokio::test]
+    async fn stats_list_epochs_and_never_keys() {
+        let f = fixture();
+        for n in 1..=3 {
+            crate::files::tests::upload(&f.files, n, 1_795_737_600)
+                .await
+                .unwrap();
+        }
+        // Kept 100 s, 10 s epochs: all three expire in the epoch ending at
+        // +100 s, whose key goes 10 s later.
+        let text = stats(&f.files, 1_795_737_600).await.unwrap();
+        assert!(
+            text.contains("encryption:       on, 1 epoch keys held\n"),
+            "{text}"
+        );
+        let end = http_date(1_795_737_700);
+        let destroy = http_date(1_795_737_710);
+        assert!(
+            text.contains(&format!("  {end:<31} {:>8}  {destroy}\n", 3)),
+            "{text}"
+        );
+        let dry = preview(&f.files, 1_795_737_710).await.unwrap();
+        assert!(dry.contains("epoch keys due for destruction: 1\n"), "{dry}");
+        // No key material: neither the epoch key nor anything key-shaped.
+        let key = std::fs::read_to_string(f.dir().join("keys/epochs/1795737700.key")).unwrap();
+        assert!(!text.contains(key.trim()), "{text}");
+        let hex_run = text
+            .split(|c: char| !c.is_ascii_hexdigit())
+            .map(str::len)
+            .max();
+        assert!(hex_run < Some(16), "{text}");
+    }
+
+    #[tokio::test]
     async fn overdue_and_reports() {
         let f = fixture();
         for (n, expires_at) in [(1, 10), (2, 1000)] {
