@@ -580,9 +580,16 @@ async fn files_whose_key_was_lost_answer_404_even_after_their_epoch_gets_a_new_k
         get(&server, "lost/old.bin").await.status(),
         StatusCode::NOT_FOUND
     );
+    // HEAD and a conditional GET send no bytes, and agree with the GET.
+    assert_eq!(
+        common::head(&server, "lost/old.bin").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let conditional = get_with(&server, "lost/old.bin", [(header::IF_NONE_MATCH, "*")]).await;
+    assert_eq!(conditional.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         metric_now(&server, "upslot_encryption_missing_keys_total").await,
-        1.0
+        3.0
     );
 
     // A new upload expiring in the same epoch makes a fresh key for it.

@@ -175,6 +175,19 @@ impl Files {
             })
     }
 
+    /// Fails with [`FilesError::Shredded`] when `record` is sealed and its
+    /// key is gone at `now`, for answers that send no bytes (HEAD, 304),
+    /// so that they agree with what a GET would find.
+    pub async fn ensure_readable(&self, record: &FileRecord, now: i64) -> Result<(), FilesError> {
+        let Some(sealing) = &record.sealing else {
+            return Ok(());
+        };
+        match self.encryption.data_key(sealing, &record.blob, now).await? {
+            Some(_) => Ok(()),
+            None => Err(FilesError::Shredded),
+        }
+    }
+
     async fn read_blob(
         &self,
         record: &FileRecord,

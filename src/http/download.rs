@@ -40,6 +40,7 @@ pub(super) async fn get(
         file.remaining,
     );
     if not_modified(headers, &etag, record.created) {
+        app.files.ensure_readable(record, now).await?;
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         return Ok(response);
     }
@@ -72,6 +73,9 @@ pub(super) async fn get(
     );
     if !head && bytes.end > bytes.start {
         *response.body_mut() = body::stream(app.files.read(record, bytes, now).await?);
+    } else {
+        // Nothing is read: still answer as a GET would for a lost key.
+        app.files.ensure_readable(record, now).await?;
     }
     Ok(response)
 }
