@@ -242,12 +242,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
         let blobs = Arc::new(DiskStore::open(dir.path(), 0).unwrap());
-        let retention = Retention {
-            keep: Duration::from_secs(KEEP as u64),
-            max: Duration::from_secs(MAX as u64),
-            sweep_every: Duration::from_secs(10),
-            tombstone_horizon: Duration::from_secs(KEEP as u64),
-        };
+        let retention = retention();
         let files = Files::new(
             Arc::clone(&blobs) as _,
             Some(Arc::clone(&blobs) as _),
@@ -261,6 +256,16 @@ pub(crate) mod tests {
             index,
             blobs,
             _dir: dir,
+        }
+    }
+
+    /// Files kept [`KEEP`] seconds (ceiling [`MAX`], sweeps every 10 s).
+    fn retention() -> Retention {
+        Retention {
+            keep: Duration::from_secs(KEEP as u64),
+            max: Duration::from_secs(MAX as u64),
+            sweep_every: Duration::from_secs(10),
+            tombstone_horizon: Duration::from_secs(KEEP as u64),
         }
     }
 
@@ -396,12 +401,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
         let blobs = Arc::new(DiskStore::open(dir.path(), 0).unwrap());
-        let retention = Retention {
-            keep: Duration::from_secs(KEEP as u64),
-            max: Duration::from_secs(MAX as u64),
-            sweep_every: Duration::from_secs(10),
-            tombstone_horizon: Duration::from_secs(KEEP as u64),
-        };
+        let retention = retention();
         let open = |seal_new| {
             Files::new(
                 Arc::clone(&blobs) as _,

@@ -26,28 +26,14 @@ impl PostgresIndex {
     /// with another master key gets [`IndexError::MasterKeyMismatch`].
     pub async fn keyring(&self, master: MasterKey) -> Result<PostgresKeyring, IndexError> {
         let fingerprint = hmac_sha256(master.0.expose(), b"upslot master key fingerprint");
-        within(OPERATION_TIMEOUT, async {
-            let client = self.pool.get().await?;
-            client
-                .execute(
-                    "INSERT INTO upslot_meta (name, bytes) VALUES ('master_key_fingerprint', $1)
-                     ON CONFLICT (name) DO NOTHING",
-                    &[&&fingerprint[..]],
-                )
-                .await?;
-            let row = client
-                .query_one(
-                    "SELECT bytes FROM upslot_meta WHERE name = 'master_key_fingerprint'",
-                    &[],
-                )
-                .await?;
-            let recorded: Option<Vec<u8>> = column(&row, 0)?;
-            if recorded.as_deref() == Some(&fingerprint[..]) {
-                Ok(())
-            } else {
-                Err(PgError::MasterKeyMismatch)
-            }
-        })
+        within(
+            OPERATION_TIMEOUT,
+            self.check_fingerprint(
+                "master_key_fingerprint",
+                fingerprint,
+                PgError::MasterKeyMismatch,
+            ),
+        )
         .await?;
         Ok(PostgresKeyring {
             index: self.clone(),

@@ -195,28 +195,38 @@ impl PostgresIndex {
         Ok(())
     }
 
-    /// Records `fingerprint` if no key is recorded yet, and checks it
-    /// against the recorded one.
+    /// Records the index key's `fingerprint` if none is recorded yet, and
+    /// checks it against the recorded one.
     async fn check_key(&self, fingerprint: [u8; 32]) -> Result<(), PgError> {
+        self.check_fingerprint("key_fingerprint", fingerprint, PgError::KeyMismatch)
+            .await
+    }
+
+    /// Records `fingerprint` under `name` in `upslot_meta` if nothing is
+    /// recorded there yet (the first replica wins), and fails with
+    /// `mismatch` unless the recorded one is the same.
+    async fn check_fingerprint(
+        &self,
+        name: &str,
+        fingerprint: [u8; 32],
+        mismatch: PgError,
+    ) -> Result<(), PgError> {
         let client = self.pool.get().await?;
         client
             .execute(
-                "INSERT INTO upslot_meta (name, bytes) VALUES ('key_fingerprint', $1)
+                "INSERT INTO upslot_meta (name, bytes) VALUES ($1, $2)
                  ON CONFLICT (name) DO NOTHING",
-                &[&&fingerprint[..]],
+                &[&name, &&fingerprint[..]],
             )
             .await?;
         let row = client
-            .query_one(
-                "SELECT bytes FROM upslot_meta WHERE name = 'key_fingerprint'",
-                &[],
-            )
+            .query_one("SELECT bytes FROM upslot_meta WHERE name = $1", &[&name])
             .await?;
         let recorded: Option<Vec<u8>> = column(&row, 0)?;
         if recorded.as_deref() == Some(&fingerprint[..]) {
             Ok(())
         } else {
-            Err(PgError::KeyMismatch)
+            Err(mismatch)
         }
     }
 
