@@ -81,30 +81,20 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Every regular file below `root` with its bytes, relative to `root`.
 /// Files that vanish while being walked (an upload finishing) are skipped.
-fn files_below(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else if let Ok(bytes) = std::fs::read(&path) {
-                out.push((path.strip_prefix(root).unwrap().to_path_buf(), bytes));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, root, &mut out);
-    out.sort();
-    out
+fn files_with_bytes(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    common::files_below(root)
+        .into_iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).ok()?;
+            Some((path.strip_prefix(root).unwrap().to_path_buf(), bytes))
+        })
+        .collect()
 }
 
 /// Asserts that no file below `root` holds [`MARKER`], or the middle 16
 /// bytes of it; returns the files' paths, relative to `root`, and sizes.
 fn assert_no_plaintext(root: &Path) -> Vec<(PathBuf, usize)> {
-    let files = files_below(root);
+    let files = files_with_bytes(root);
     for (path, bytes) in &files {
         for needle in [&MARKER[..], &MARKER[8..24]] {
             if let Some(at) = find(bytes, needle) {
@@ -124,7 +114,7 @@ fn assert_no_plaintext(root: &Path) -> Vec<(PathBuf, usize)> {
 
 /// Total size of the files in `dir` and below.
 fn bytes_below(dir: &Path) -> u64 {
-    files_below(dir)
+    files_with_bytes(dir)
         .iter()
         .map(|(_, bytes)| bytes.len() as u64)
         .sum()
@@ -230,7 +220,7 @@ async fn no_uploaded_byte_is_readable_in_the_s3_bucket() {
             .any(|(path, len)| !path.starts_with(BUCKET) && *len >= 5 << 20)
     };
     wait_for("a part of the half-sent upload to be stored", async || {
-        let files: Vec<_> = files_below(&s3.root)
+        let files: Vec<_> = files_with_bytes(&s3.root)
             .into_iter()
             .map(|(path, bytes)| (path, bytes.len()))
             .collect();
@@ -351,7 +341,7 @@ async fn nothing_in_the_index_is_a_key_that_opens_a_blob() {
         }
     }
     let epoch_file = PathBuf::from(format!("keys/epochs/{}.key", sealing.epoch));
-    for (path, bytes) in files_below(&data) {
+    for (path, bytes) in files_with_bytes(&data) {
         assert_eq!(find(&bytes, &dek), None, "the data key is in {path:?}");
         let dek_hex = hex::encode(dek);
         assert_eq!(find(&bytes, dek_hex.as_bytes()), None, "in {path:?}");

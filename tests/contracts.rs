@@ -438,18 +438,10 @@ async fn sealed_files_contract(
 /// The one file below `root` that holds blob `name` (both stores keep a
 /// blob as a file named by its key, under some prefix).
 fn file_under(root: &Path, name: &BlobName) -> PathBuf {
-    fn walk(dir: &Path, key: &str, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, key, out);
-            } else if path.ends_with(key) {
-                out.push(path);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    walk(root, name.key(), &mut found);
+    let mut found: Vec<PathBuf> = common::files_below(root)
+        .into_iter()
+        .filter(|path| path.ends_with(name.key()))
+        .collect();
     assert_eq!(
         found.len(),
         1,

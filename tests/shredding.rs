@@ -17,8 +17,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    Claims, Put, Upslot, client, data, erase_request, erase_sig, get, get_with, metric, metrics,
-    put, unix_now, wait_for,
+    Claims, Put, Upslot, client, data, erase_request, erase_sig, files_below, get, get_with,
+    metric, metrics, put, unix_now, wait_for,
 };
 use reqwest::{StatusCode, header};
 
@@ -48,36 +48,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Every regular file below `root`, as absolute paths, sorted.
-fn tree(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(root, &mut out);
-    out.sort();
-    out
-}
-
 /// The blobs in the data directory `data`.
 fn blobs(data: &Path) -> Vec<PathBuf> {
-    tree(&data.join("blobs"))
+    files_below(&data.join("blobs"))
 }
 
 /// The epoch key files in the default keyring of `data`, by name
 /// (`<epoch end>.key`), with their contents (the key in hex).
 fn epoch_keys(data: &Path) -> Vec<(String, String)> {
-    tree(&data.join("keys/epochs"))
+    files_below(&data.join("keys/epochs"))
         .into_iter()
         .filter(|path| path.extension().is_some_and(|ext| ext == "key"))
         .map(|path| {
@@ -93,7 +72,7 @@ fn epoch_keys(data: &Path) -> Vec<(String, String)> {
 /// server runs.
 fn back_up(data: &Path, backup: &Path) {
     let keyring = data.join("keys/epochs");
-    for file in tree(data) {
+    for file in files_below(data) {
         if file.starts_with(&keyring) {
             continue;
         }
@@ -109,7 +88,7 @@ fn restore(backup: &Path, data: &Path) {
     std::fs::remove_dir_all(data.join("blobs")).unwrap();
     std::fs::remove_file(data.join("index.redb")).unwrap();
     std::fs::copy(backup.join("index.redb"), data.join("index.redb")).unwrap();
-    for file in tree(&backup.join("blobs")) {
+    for file in files_below(&backup.join("blobs")) {
         let to = data.join(file.strip_prefix(backup).unwrap());
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::copy(&file, &to).unwrap();
@@ -121,7 +100,7 @@ fn restore(backup: &Path, data: &Path) {
 /// and neither the key's hex nor its bytes inside any file.
 fn assert_keys_gone(keys: &[(String, String)], roots: &[&Path]) {
     for root in roots {
-        for file in tree(root) {
+        for file in files_below(root) {
             let bytes = std::fs::read(&file).unwrap();
             for (name, hex) in keys {
                 assert_ne!(
@@ -572,7 +551,7 @@ async fn files_whose_key_was_lost_answer_404_even_after_their_epoch_gets_a_new_k
     upload(&server, "lost/old.bin", &lost).await;
     assert_eq!(epoch_keys(&data).len(), 1);
     let dir = server.into_dir();
-    for key in tree(&data.join("keys/epochs")) {
+    for key in files_below(&data.join("keys/epochs")) {
         std::fs::remove_file(key).unwrap();
     }
     let server = Upslot::restart_in(dir, &[]);

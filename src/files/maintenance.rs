@@ -137,11 +137,7 @@ impl Files {
     /// Destroys the epoch keys due at `now` (every file they seal has
     /// expired); returns how many.
     pub async fn shred(&self, now: i64) -> Result<u64, FilesError> {
-        let destroyed = self
-            .encryption
-            .shred(now)
-            .await
-            .map_err(|e| FilesError::Encryption(e.into()))?;
+        let destroyed = self.encryption.shred(now).await?;
         for end in &destroyed {
             tracing::info!(
                 epoch_end = end,
@@ -153,11 +149,7 @@ impl Files {
 
     /// The epochs whose keys are held, with how many live files each seals.
     pub async fn epochs(&self) -> Result<Vec<(EpochInfo, u64)>, FilesError> {
-        let epochs = self
-            .encryption
-            .epochs()
-            .await
-            .map_err(|e| FilesError::Encryption(e.into()))?;
+        let epochs = self.encryption.epochs().await?;
         let counts: std::collections::BTreeMap<i64, u64> =
             self.index.sealed_counts().await?.into_iter().collect();
         Ok(epochs
@@ -203,10 +195,7 @@ impl Files {
             "Deleted slots remembered so their URLs cannot be reused.",
             stats.tombstones,
         );
-        self.encryption
-            .expose(out)
-            .await
-            .map_err(|e| FilesError::Encryption(e.into()))?;
+        self.encryption.expose(out).await?;
         Ok(())
     }
 }

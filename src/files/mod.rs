@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use self::cache::LookupCache;
 use crate::auth::SlotPath;
+use crate::encryption::keyring::KeyringError;
 use crate::encryption::{Encryption, EncryptionError, format};
 use crate::index::{FileRecord, Index, IndexError, IndexKey};
 use crate::retention::Retention;
@@ -63,6 +64,12 @@ pub enum FilesError {
     /// The stored bytes failed authentication before any was served.
     #[error("a stored file failed authentication")]
     Tampered,
+}
+
+impl From<KeyringError> for FilesError {
+    fn from(error: KeyringError) -> Self {
+        FilesError::Encryption(error.into())
+    }
 }
 
 /// A file that is still served.

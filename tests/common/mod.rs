@@ -243,24 +243,38 @@ impl Upslot {
 
     /// All regular files below the data directory, relative to it.
     pub fn files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, root, out);
-                } else if let Ok(rel) = path.strip_prefix(root) {
-                    out.push(rel.to_path_buf());
-                }
+        files_below(&self.data_dir)
+            .into_iter()
+            .filter_map(|path| {
+                path.strip_prefix(&self.data_dir)
+                    .ok()
+                    .map(Path::to_path_buf)
+            })
+            .collect()
+    }
+}
+
+/// Every regular file below `root`, as full paths, sorted. Files and
+/// directories that vanish while being walked (an upload finishing) are
+/// skipped.
+pub fn files_below(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
             }
         }
-        let mut out = Vec::new();
-        walk(&self.data_dir, &self.data_dir, &mut out);
-        out.sort();
-        out
     }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
 }
 
 impl Drop for Upslot {
