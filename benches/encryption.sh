@@ -236,6 +236,24 @@ fi
 
 # --------------------------------------------------------------- 1 GiB upload --
 
+# The rows of a 1 GiB transfer: $1 upload|download, $2 the row's label, $3
+# the target ratio, $4 "received"|"sent", $5/$6 the per-run MB/s of the
+# encrypted and plaintext servers (space-separated), $7/$8 their CPU ticks.
+big_rows() {
+    local kind=$1 label=$2 target=$3 verb=$4 enc=$5 plain=$6 m_enc m_plain r v cpu_enc cpu_plain
+    m_enc=$(tr ' ' '\n' <<<"$enc" | grep . | median)
+    m_plain=$(tr ' ' '\n' <<<"$plain" | grep . | median)
+    r=$(ratio "$m_enc" "$m_plain")
+    v=$(verdict "$r" "$target" '>=')
+    VERDICTS+=" $v"
+    ROWS+=("| $label | $m_enc (spread $(tr ' ' '\n' <<<"$enc" | grep . | spread)) | $m_plain (spread $(tr ' ' '\n' <<<"$plain" | grep . | spread)) | $r | >= $target | $v |")
+    cpu_enc=$(secs_per_gib "$7" $((RUNS * BIG_BYTES)))
+    cpu_plain=$(secs_per_gib "$8" $((RUNS * BIG_BYTES)))
+    ROWS+=("| the same ${kind}s, server CPU s per GiB $verb | $cpu_enc | $cpu_plain | $(ratio "$cpu_enc" "$cpu_plain") | (info) | |")
+    floor_row "$cpu_enc" "$cpu_plain" "$kind"
+    DETAILS+=("per-run $kind MB/s: encrypted ${enc% }; plaintext ${plain% }")
+}
+
 if want upload; then
     log "upload: $RUNS x $BIG_LABEL to each server, interleaved"
     cat "$WORK/big.bin" >/dev/null # the source is read from the page cache
@@ -255,17 +273,8 @@ if want upload; then
         done
         log "  run $run: encrypted $(awk '{ print $NF }' <<<"${up_rates[enc]}") MB/s, plaintext $(awk '{ print $NF }' <<<"${up_rates[plain]}") MB/s"
     done
-    m_enc=$(tr ' ' '\n' <<<"${up_rates[enc]}" | grep . | median)
-    m_plain=$(tr ' ' '\n' <<<"${up_rates[plain]}" | grep . | median)
-    r=$(ratio "$m_enc" "$m_plain")
-    v=$(verdict "$r" 0.9 '>=')
-    VERDICTS+=" $v"
-    ROWS+=("| $BIG_LABEL upload, MB/s until the 201 | $m_enc (spread $(tr ' ' '\n' <<<"${up_rates[enc]}" | grep . | spread)) | $m_plain (spread $(tr ' ' '\n' <<<"${up_rates[plain]}" | grep . | spread)) | $r | >= 0.9 | $v |")
-    cpu_enc=$(secs_per_gib "${up_ticks[enc]}" $((RUNS * BIG_BYTES)))
-    cpu_plain=$(secs_per_gib "${up_ticks[plain]}" $((RUNS * BIG_BYTES)))
-    ROWS+=("| the same uploads, server CPU s per GiB received | $cpu_enc | $cpu_plain | $(ratio "$cpu_enc" "$cpu_plain") | (info) | |")
-    floor_row "$cpu_enc" "$cpu_plain" upload
-    DETAILS+=("per-run upload MB/s: encrypted ${up_rates[enc]% }; plaintext ${up_rates[plain]% }")
+    big_rows upload "$BIG_LABEL upload, MB/s until the 201" 0.9 "received" \
+        "${up_rates[enc]}" "${up_rates[plain]}" "${up_ticks[enc]}" "${up_ticks[plain]}"
     sync
 fi
 
@@ -297,17 +306,8 @@ if want download; then
         done
         log "  run $run: encrypted $(awk '{ print $NF }' <<<"${dl_rates[enc]}") MB/s, plaintext $(awk '{ print $NF }' <<<"${dl_rates[plain]}") MB/s"
     done
-    m_enc=$(tr ' ' '\n' <<<"${dl_rates[enc]}" | grep . | median)
-    m_plain=$(tr ' ' '\n' <<<"${dl_rates[plain]}" | grep . | median)
-    r=$(ratio "$m_enc" "$m_plain")
-    v=$(verdict "$r" 0.7 '>=')
-    VERDICTS+=" $v"
-    ROWS+=("| $BIG_LABEL download, MB/s (curl, warm cache) | $m_enc (spread $(tr ' ' '\n' <<<"${dl_rates[enc]}" | grep . | spread)) | $m_plain (spread $(tr ' ' '\n' <<<"${dl_rates[plain]}" | grep . | spread)) | $r | >= 0.7 | $v |")
-    cpu_enc=$(secs_per_gib "${dl_ticks[enc]}" $((RUNS * BIG_BYTES)))
-    cpu_plain=$(secs_per_gib "${dl_ticks[plain]}" $((RUNS * BIG_BYTES)))
-    ROWS+=("| the same downloads, server CPU s per GiB sent | $cpu_enc | $cpu_plain | $(ratio "$cpu_enc" "$cpu_plain") | (info) | |")
-    floor_row "$cpu_enc" "$cpu_plain" download
-    DETAILS+=("per-run download MB/s: encrypted ${dl_rates[enc]% }; plaintext ${dl_rates[plain]% }")
+    big_rows download "$BIG_LABEL download, MB/s (curl, warm cache)" 0.7 "sent" \
+        "${dl_rates[enc]}" "${dl_rates[plain]}" "${dl_ticks[enc]}" "${dl_ticks[plain]}"
 fi
 
 # ----------------------------------------------------------------- 4 KiB GETs --

@@ -303,21 +303,7 @@ enabled = false
 EOF
 }
 
-# Starts upslot with config $1 (output in $1.out, log in $1.log); sets
-# UPSLOT_PID, UPSLOT (public host:port) and ADMIN.
-start_upslot() {
-    local config=$1
-    "$BIN" serve --config "$config" >"$config.out" 2>"$config.log" &
-    UPSLOT_PID=$!
-    for _ in $(seq 300); do
-        grep -q '^upslot admin listening on' "$config.out" 2>/dev/null && break
-        kill -0 "$UPSLOT_PID" 2>/dev/null || die "upslot exited: $(tail -5 "$config.log")"
-        sleep 0.05
-    done
-    UPSLOT=$(sed -n 's|^upslot listening on http://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$config.out" | head -1)
-    ADMIN=$(sed -n 's|^upslot admin listening on http://\(127\.0\.0\.1:[0-9]*\)$|\1|p' "$config.out" | head -1)
-    [[ -n $UPSLOT && -n $ADMIN ]] || die "upslot did not report its addresses"
-}
+# start_upslot comes from common.sh.
 stop_upslot() {
     kill "$UPSLOT_PID" 2>/dev/null || true
     wait "$UPSLOT_PID" 2>/dev/null || true
