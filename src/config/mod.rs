@@ -25,7 +25,7 @@ pub use cidr::Cidr;
 pub use layers::ENV_PREFIX;
 pub use schema::*;
 pub use secrets::Secret;
-pub use units::{ByteSize, Span, UnitError};
+pub use units::{ByteSize, Span, UnitError, human_bytes};
 
 /// The embedded defaults: `config/default.toml`, compiled in so that the
 /// documented defaults and the real ones cannot drift apart.
@@ -94,6 +94,15 @@ impl Config {
             .map_err(|e: toml::de::Error| invalid("config", e.message().to_string()))?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// `quota.per_owner_daily`, or ten times `upload.max_size` when unset
+    /// (as Prosody's own daily quota); 0 means unlimited.
+    pub fn per_owner_daily(&self) -> u64 {
+        match self.quota.per_owner_daily {
+            Some(limit) => limit.0,
+            None => self.upload.max_size.0.saturating_mul(10),
+        }
     }
 
     /// The public listeners' addresses.

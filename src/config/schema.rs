@@ -35,6 +35,8 @@ pub struct Config {
     pub offload: OffloadConfig,
     /// Encryption at rest.
     pub encryption: EncryptionConfig,
+    /// Storage quotas.
+    pub quota: QuotaConfig,
 }
 
 /// `[server]`.
@@ -295,6 +297,21 @@ pub enum IndexBackend {
     Embedded,
     /// A PostgreSQL database, shared by several replicas.
     Postgres,
+}
+
+/// `[quota]`: limits on what is uploaded and stored, enforced when a PUT
+/// arrives, before its body is read. `0` means unlimited.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// Bytes one owner may upload in any rolling 24 hours; defaults to ten
+    /// times `upload.max_size` (see [`Config::per_owner_daily`]).
+    #[serde(default)]
+    pub per_owner_daily: Option<ByteSize>,
+    /// Bytes one owner may have stored at once.
+    pub per_owner_stored: ByteSize,
+    /// Bytes stored in total.
+    pub global_stored: ByteSize,
 }
 
 /// `[privacy]`.

@@ -104,6 +104,38 @@ impl FromStr for Span {
     }
 }
 
+/// `bytes` as people read it: the largest binary unit that leaves at least
+/// 1 of it, with one decimal when it is not whole ("1 GiB", "1.5 MiB",
+/// "512 bytes"), rounded down so a limit is never overstated.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return if bytes == 1 {
+            "1 byte".into()
+        } else {
+            format!("{bytes} bytes")
+        };
+    }
+    let mut unit = 1024u64;
+    let mut name = UNITS[0];
+    for next in &UNITS[1..] {
+        match unit.checked_mul(1024) {
+            Some(bigger) if bytes >= bigger => {
+                unit = bigger;
+                name = next;
+            }
+            _ => break,
+        }
+    }
+    let whole = bytes / unit;
+    let tenths = (bytes % unit).saturating_mul(10) / unit;
+    if tenths == 0 {
+        format!("{whole} {name}")
+    } else {
+        format!("{whole}.{tenths} {name}")
+    }
+}
+
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} bytes", self.0)
@@ -181,5 +213,18 @@ mod tests {
             let _ = text.parse::<Span>();
             let _ = text.parse::<ByteSize>();
         }
+    }
+
+    #[test]
+    fn bytes_read_as_people_write_them() {
+        assert_eq!(human_bytes(0), "0 bytes");
+        assert_eq!(human_bytes(1), "1 byte");
+        assert_eq!(human_bytes(1023), "1023 bytes");
+        assert_eq!(human_bytes(1024), "1 KiB");
+        assert_eq!(human_bytes(1536 * 1024), "1.5 MiB");
+        assert_eq!(human_bytes(100 << 20), "100 MiB");
+        assert_eq!(human_bytes((1 << 30) - 1), "1023.9 MiB");
+        assert_eq!(human_bytes(1 << 30), "1 GiB");
+        assert_eq!(human_bytes(u64::MAX), "15.9 EiB");
     }
 }

@@ -193,6 +193,25 @@ impl Config {
                 ));
             }
         }
+        let max_size = self.upload.max_size.0;
+        for (key, limit) in [
+            ("quota.per_owner_daily", self.per_owner_daily()),
+            ("quota.per_owner_stored", self.quota.per_owner_stored.0),
+            ("quota.global_stored", self.quota.global_stored.0),
+        ] {
+            if limit != 0 && limit < max_size {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "{} is smaller than upload.max_size ({}), so an upload of the largest \
+                         accepted size could never fit: raise it, set it to \"0\" (unlimited) \
+                         or lower upload.max_size",
+                        super::human_bytes(limit),
+                        super::human_bytes(max_size)
+                    ),
+                ));
+            }
+        }
         let offload = &self.offload;
         if self.encryption.enabled && offload.mode != OffloadMode::None {
             return Err(invalid(
