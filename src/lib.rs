@@ -23,7 +23,8 @@
 //! - [`server`]: sockets, TLS, limits, drain; [`http`]: one request's life;
 //!   [`auth`]: grants; [`privacy`]: client addresses and failed attempts;
 //! - [`files`]: blobs and records made and unmade together; [`retention`]:
-//!   the rules of a file's life; [`sweeper`]: deleting on time;
+//!   the rules of a file's life; [`quota`]: the rules of how much may be
+//!   uploaded and stored; [`sweeper`]: deleting on time;
 //! - [`encryption`]: sealing blobs under per-file keys, epoch keys and
 //!   their destruction (crypto-shredding);
 //! - [`storage`] and [`index`]: the backends behind small traits;
@@ -43,6 +44,7 @@ pub mod index;
 pub mod keys;
 pub mod metrics;
 pub mod privacy;
+pub mod quota;
 pub mod retention;
 pub mod server;
 pub mod shutdown;

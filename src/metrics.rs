@@ -61,6 +61,21 @@ impl Exposition {
         self.sample(name, "gauge", help, value);
     }
 
+    /// Adds the counter `name` with one series per `(label value, count)`
+    /// of the label `label` (values are fixed words, never client data).
+    pub fn labelled_counter(
+        &mut self,
+        name: &str,
+        help: &str,
+        label: &str,
+        series: &[(&str, u64)],
+    ) {
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        for (value, count) in series {
+            let _ = writeln!(self.text, "{name}{{{label}=\"{value}\"}} {count}");
+        }
+    }
+
     fn sample(&mut self, name: &str, kind: &str, help: &str, value: impl Display) {
         let _ = write!(
             self.text,

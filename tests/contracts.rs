@@ -17,10 +17,11 @@ use futures_util::StreamExt;
 use upslot::auth::SlotPath;
 use upslot::encryption::keyring::DirKeyring;
 use upslot::encryption::{Encryption, EncryptionSettings, Sealing, sealed_size};
-use upslot::files::{Files, FilesError, NewFile};
+use upslot::files::{Files, FilesError, NewFile, Quotas};
 use upslot::index::embedded::EmbeddedIndex;
 use upslot::index::postgres::PostgresIndex;
-use upslot::index::{FileRecord, Index, IndexKey, Inserted, OwnerKey, Scan, SlotKey};
+use upslot::index::{FileRecord, Index, IndexKey, Inserted, OwnerKey, QuotaLedger, Scan, SlotKey};
+use upslot::quota::{Limits, Refusal, counts_until};
 use upslot::retention::Retention;
 use upslot::storage::disk::DiskStore;
 use upslot::storage::object::ObjectBlobStore;
@@ -244,6 +245,7 @@ fn files_over(
         IndexKey::new([3; 32]),
         retention,
         encryption,
+        Quotas::new(Arc::new(index.clone()), Limits::default()),
     )
 }
 
@@ -578,6 +580,102 @@ async fn index_contract(index: Arc<dyn Index>) {
     index.check().await.unwrap();
 }
 
+/// The quota ledger: reservations count until released, recorded files
+/// until removed, upload history until it ages out or the owner is
+/// erased; racing reservations never exceed a limit.
+async fn quota_ledger_contract<I: Index + QuotaLedger>(index: Arc<I>) {
+    let limits = Limits {
+        per_owner_daily: 100,
+        per_owner_stored: 80,
+        global_stored: 150,
+    };
+    let (a, b) = (Some(OwnerKey([1; 32])), Some(OwnerKey([2; 32])));
+    let now = 1_000_000;
+    let minute = now - now % 60;
+    let first = index.reserve(a, 50, limits, now).await.unwrap().unwrap();
+    let usage = index.usage(OwnerKey([1; 32]), now).await.unwrap();
+    assert_eq!(
+        (usage.stored, usage.uploads.clone()),
+        (50, vec![(minute, 50)])
+    );
+    assert_eq!(
+        index.reserve(a, 40, limits, now).await.unwrap(),
+        Err(Refusal::OwnerStored { limit: 80 })
+    );
+    let other = index.reserve(b, 30, limits, now).await.unwrap().unwrap();
+    // 50 + 30 reserved: 80 more would pass 150 in total.
+    assert_eq!(
+        index.reserve(None, 80, limits, now).await.unwrap(),
+        Err(Refusal::GlobalStored { limit: 150 })
+    );
+    index.release(first).await.unwrap();
+    index.release(other).await.unwrap();
+    assert_eq!(
+        index.usage(OwnerKey([1; 32]), now).await.unwrap(),
+        Default::default()
+    );
+
+    // A recorded file counts as stored until removed, and as uploaded
+    // until its minute ages out of the window.
+    let mut owned = record(now, now + 50, Some(1));
+    owned.size = 60;
+    assert_eq!(
+        index.insert(key(40), owned).await.unwrap(),
+        Inserted::Created
+    );
+    let usage = index.usage(OwnerKey([1; 32]), now).await.unwrap();
+    assert_eq!((usage.stored, usage.uploaded_in_window(now)), (60, 60));
+    assert_eq!(index.stats().await.unwrap().bytes, 60);
+    index.remove(&[key(40)], now + 50).await.unwrap();
+    let usage = index.usage(OwnerKey([1; 32]), now + 60).await.unwrap();
+    assert_eq!((usage.stored, usage.uploaded_in_window(now + 60)), (0, 60));
+    assert_eq!(
+        index.reserve(a, 50, limits, now + 60).await.unwrap(),
+        Err(Refusal::Daily {
+            limit: 100,
+            retry_at: counts_until(minute)
+        })
+    );
+    let aged = counts_until(minute);
+    assert_eq!(index.forget_uploads(aged - 1, 10).await.unwrap(), 0);
+    assert_eq!(index.forget_uploads(aged, 10).await.unwrap(), 1);
+    let again = index.reserve(a, 50, limits, aged).await.unwrap().unwrap();
+    index.release(again).await.unwrap();
+
+    // Erasure forgets the owner's history at once.
+    let mut owned = record(aged, aged + 50, Some(1));
+    owned.size = 100;
+    index.insert(key(41), owned).await.unwrap();
+    index.remove(&[key(41)], aged + 1).await.unwrap();
+    assert!(
+        index
+            .reserve(a, 10, limits, aged + 1)
+            .await
+            .unwrap()
+            .is_err()
+    );
+    index.forget_owner(OwnerKey([1; 32])).await.unwrap();
+    let id = index
+        .reserve(a, 10, limits, aged + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    index.release(id).await.unwrap();
+
+    // Twenty uploads of 10 bytes racing for an 80-byte limit: eight fit.
+    let racers = (0..20).map(|_| index.reserve(b, 10, limits, aged + 2));
+    let outcomes = futures_util::future::join_all(racers).await;
+    let granted: Vec<_> = outcomes
+        .into_iter()
+        .filter_map(|outcome| outcome.unwrap().ok())
+        .collect();
+    assert_eq!(granted.len(), 8);
+    for id in granted {
+        index.renew(id).await.unwrap();
+        index.release(id).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn disk_store_keeps_the_blob_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -596,6 +694,9 @@ async fn embedded_index_keeps_the_index_contract() {
     let dir = tempfile::tempdir().unwrap();
     let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
     index_contract(Arc::new(index)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = EmbeddedIndex::open(&dir.path().join("index.redb")).unwrap();
+    quota_ledger_contract(Arc::new(index)).await;
 }
 
 #[tokio::test]
@@ -603,6 +704,9 @@ async fn postgres_index_keeps_the_index_contract() {
     let url = common::postgres::fresh_database().await;
     let index = PostgresIndex::connect(&url, 4, [7; 32]).await.unwrap();
     index_contract(Arc::new(index)).await;
+    let url = common::postgres::fresh_database().await;
+    let index = PostgresIndex::connect(&url, 4, [7; 32]).await.unwrap();
+    quota_ledger_contract(Arc::new(index)).await;
 }
 
 #[tokio::test]

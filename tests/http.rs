@@ -166,9 +166,10 @@ async fn refused_tokens() {
     // No token at all.
     let r = unsigned(server.url("s1/a.txt")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.headers()["upslot-error"], "token_missing");
     assert_eq!(
-        r.text().await.unwrap().split(':').next(),
-        Some("token_missing")
+        r.text().await.unwrap(),
+        "This upload link carries no authorization; please upload the file again.\n"
     );
     // Wrong MAC, wrong size under the MAC, wrong secret.
     let r = unsigned(server.url("s1/a.txt?v=00ff"))
@@ -677,7 +678,8 @@ async fn storage_full_and_storage_down() {
     );
     let (status, text) = raw::exchange(&server.base_url, &head, b"", false);
     assert_eq!(status, 507, "{text}");
-    assert!(text.contains("storage_full"));
+    assert!(text.contains("upslot-error: storage_full"), "{text}");
+    assert!(text.contains("out of storage space"), "{text}");
 
     // Space runs out mid-write: two uploads that each fit alone.
     let uploads = (0..2).map(|i| {

@@ -14,12 +14,12 @@ use crate::config::{Config, ConfigError, IndexBackend, OffloadMode, Secret, Stor
 use crate::encryption::keyring::{DirKeyring, Keyring};
 use crate::encryption::keys::{MasterKey, SecretKey};
 use crate::encryption::{Encryption, EncryptionSettings};
-use crate::files::Files;
+use crate::files::{Files, Quotas};
 use crate::http::cors::Cors;
 use crate::http::{App, Offload, Settings};
 use crate::index::embedded::EmbeddedIndex;
 use crate::index::postgres::PostgresIndex;
-use crate::index::{Index, IndexError, IndexKey, Leases};
+use crate::index::{Index, IndexError, IndexKey, Leases, QuotaLedger};
 use crate::keys::{KeyError, KeyFiles, create_private_dir};
 use crate::privacy::attempts::{BanPolicy, FailedAttempts};
 use crate::retention::Retention;
@@ -135,6 +135,14 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let blobs = open_blobs(config)?;
     let opened = open_index(config, &index_key, &keys).await?;
     let (index, leases) = (opened.index, opened.leases);
+    let quotas = Quotas::new(
+        opened.quota,
+        crate::quota::Limits {
+            per_owner_daily: config.per_owner_daily(),
+            per_owner_stored: config.quota.per_owner_stored.0,
+            global_stored: config.quota.global_stored.0,
+        },
+    );
     let encryption = Encryption::new(
         opened.keyring,
         EncryptionSettings {
@@ -155,6 +163,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
             tombstone_horizon: retention.tombstone_horizon().0,
         },
         encryption,
+        quotas,
     ));
     let server = &config.server;
     let offload = match config.offload.mode {
@@ -268,6 +277,7 @@ fn open_blobs(config: &Config) -> Result<OpenedBlobs, StartError> {
 /// epoch keys that goes with it.
 struct OpenedIndex {
     index: Arc<dyn Index>,
+    quota: Arc<dyn QuotaLedger>,
     leases: Option<Arc<dyn Leases>>,
     keyring: Arc<dyn Keyring>,
 }
@@ -285,8 +295,10 @@ async fn open_index(
             let path = config.storage.path.join("index.redb");
             let keyring = DirKeyring::open(keys.keyring_dir())
                 .map_err(|e| StartError::Encryption(e.to_string()))?;
+            let index = Arc::new(EmbeddedIndex::open(&path)?);
             OpenedIndex {
-                index: Arc::new(EmbeddedIndex::open(&path)?),
+                index: Arc::clone(&index) as _,
+                quota: index,
                 leases: None,
                 keyring: Arc::new(keyring),
             }
@@ -301,6 +313,7 @@ async fn open_index(
             let keyring = index.keyring(master).await?;
             OpenedIndex {
                 index: Arc::clone(&index) as _,
+                quota: Arc::clone(&index) as _,
                 leases: Some(index as _),
                 keyring: Arc::new(keyring),
             }

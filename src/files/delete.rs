@@ -72,6 +72,7 @@ impl Files {
             let full = batch.len() == ERASE_BATCH;
             total += self.delete_batch(batch, now).await?.0;
             if !full {
+                self.forget_owner_history(owner).await?;
                 return Ok(total);
             }
         }

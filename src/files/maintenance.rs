@@ -196,6 +196,7 @@ impl Files {
             stats.tombstones,
         );
         self.encryption.expose(out).await?;
+        self.quotas.expose(out);
         Ok(())
     }
 }

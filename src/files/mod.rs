@@ -24,6 +24,7 @@
 mod cache;
 mod delete;
 mod maintenance;
+mod quota;
 mod upload;
 
 use std::ops::Range;
@@ -38,6 +39,7 @@ use crate::retention::Retention;
 use crate::storage::{AbandonedUploads, BlobStore, BlobStream, StorageError};
 
 pub use maintenance::{OVERDUE_COUNT_LIMIT, Overdue};
+pub use quota::{Access, Quotas};
 pub use upload::{NewFile, Upload};
 
 /// Why a data-layer operation failed.
@@ -64,6 +66,9 @@ pub enum FilesError {
     /// The stored bytes failed authentication before any was served.
     #[error("a stored file failed authentication")]
     Tampered,
+    /// The upload does not fit a quota.
+    #[error("quota: {}", .0.kind())]
+    Quota(crate::quota::Refusal),
 }
 
 impl From<KeyringError> for FilesError {
@@ -89,13 +94,15 @@ pub struct Files {
     key: IndexKey,
     retention: Retention,
     encryption: Encryption,
+    quotas: Quotas,
     cache: LookupCache,
 }
 
 impl Files {
     /// Files in `blobs` (whose interrupted uploads `abandoned` can find, if
     /// the store leaves any), recorded in `index` under hashes keyed by
-    /// `key`, kept as `retention` says, sealed and opened by `encryption`.
+    /// `key`, kept as `retention` says, sealed and opened by `encryption`,
+    /// uploads limited by `quotas`.
     pub fn new(
         blobs: Arc<dyn BlobStore>,
         abandoned: Option<Arc<dyn AbandonedUploads>>,
@@ -103,6 +110,7 @@ impl Files {
         key: IndexKey,
         retention: Retention,
         encryption: Encryption,
+        quotas: Quotas,
     ) -> Files {
         Files {
             blobs,
@@ -111,6 +119,7 @@ impl Files {
             key,
             retention,
             encryption,
+            quotas,
             cache: LookupCache::new(),
         }
     }
@@ -257,6 +266,7 @@ pub(crate) mod tests {
             IndexKey::new([0; 32]),
             retention,
             encryption(dir.path(), true),
+            Quotas::new(Arc::new(index.clone()), crate::quota::Limits::default()),
         );
         Fixture {
             files,
@@ -417,6 +427,7 @@ pub(crate) mod tests {
                 IndexKey::new([0; 32]),
                 retention,
                 encryption(dir.path(), seal_new),
+                Quotas::new(Arc::new(index.clone()), crate::quota::Limits::default()),
             )
         };
         let plain = open(false);

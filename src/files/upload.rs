@@ -1,17 +1,19 @@
 //! Making a file: the blob is written and made durable first, then the
 //! index row is inserted (atomically: of uploads racing for one slot,
 //! exactly one wins, and the losers' blobs are deleted). A failure at any
-//! point drops the blob writer, which removes the partial blob. Unless
+//! point drops the blob writer, which removes the partial blob, and the
+//! quota reservation, which gives its bytes back. Unless
 //! encryption is off, the blob is sealed on its way to the store, and the
 //! row keeps the data key wrapped under the file's epoch key.
 
 use bytes::Bytes;
 
+use super::quota::Reservation;
 use super::{Files, FilesError};
 use crate::auth::{SlotPath, Uploader};
 use crate::encryption::{Encryption, sealed_size};
 use crate::index::{FileRecord, Inserted, SlotKey};
-use crate::storage::{BlobMeta, BlobName, BlobWriter, StorageError};
+use crate::storage::{BlobMeta, BlobName, BlobWriter};
 
 /// What an upload will store.
 #[derive(Debug, Clone)]
@@ -32,20 +34,25 @@ pub struct Upload {
     key: SlotKey,
     record: FileRecord,
     writer: Box<dyn BlobWriter>,
+    reservation: Option<Reservation>,
 }
 
 impl Upload {
-    /// Appends `chunk` to the blob.
-    pub async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
-        self.writer.write(chunk).await
+    /// Appends `chunk` to the blob (and keeps the quota reservation alive).
+    pub async fn write(&mut self, chunk: Bytes) -> Result<(), FilesError> {
+        if let Some(reservation) = &mut self.reservation {
+            reservation.keep_alive().await?;
+        }
+        Ok(self.writer.write(chunk).await?)
     }
 }
 
 impl Files {
     /// Starts storing `file` at `path`, uploaded at `now`: refuses a slot
     /// that holds a file ([`FilesError::Taken`]) or held one
-    /// ([`FilesError::Used`]), and a file that cannot fit
-    /// ([`StorageError::Full`]), before any byte is read.
+    /// ([`FilesError::Used`]), a file over a quota ([`FilesError::Quota`])
+    /// and a file that cannot fit ([`StorageError::Full`]), before any byte
+    /// is read.
     ///
     /// Racing uploads are not refused here: the first to finish wins (a
     /// retry after a dropped connection must not wait for the server to
@@ -63,6 +70,8 @@ impl Files {
         if self.index.tombstone(key).await?.is_some() {
             return Err(FilesError::Used);
         }
+        let owner = file.owner.as_ref().map(|owner| self.key.owner(owner));
+        let reservation = self.quotas.reserve(owner, file.size, now).await?;
         let expires_at = self.retention.expires_at(now, file.expires);
         let blob = BlobName::new(now);
         let meta = BlobMeta {
@@ -86,13 +95,14 @@ impl Files {
             content_type: file.content_type,
             created: now,
             expires_at,
-            owner: file.owner.as_ref().map(|owner| self.key.owner(owner)),
+            owner,
             sealing,
         };
         Ok(Upload {
             key,
             record,
             writer,
+            reservation,
         })
     }
 
@@ -103,6 +113,7 @@ impl Files {
             key,
             record,
             writer,
+            reservation,
         } = upload;
         writer.commit().await?;
         let blob = record.blob.clone();
@@ -112,7 +123,14 @@ impl Files {
         {
             tracing::error!(%error, "could not delete the blob of a refused upload");
         }
-        match inserted? {
+        let inserted = inserted?;
+        if inserted == Inserted::Created
+            && let Some(reservation) = reservation
+        {
+            // The row carries the usage now.
+            reservation.release().await;
+        }
+        match inserted {
             Inserted::Created => {
                 self.cache.forget(key).await;
                 Ok(())

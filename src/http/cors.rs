@@ -12,8 +12,7 @@ const CORS_METHODS: &str = "GET, HEAD, PUT, OPTIONS";
 /// Request headers a browser may send.
 const ALLOW_HEADERS: &str = "Authorization, Content-Type";
 /// Response headers scripts may read.
-const EXPOSE_HEADERS: &str =
-    "Content-Length, Content-Range, Content-Disposition, ETag, Last-Modified, X-Request-Id";
+const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Content-Disposition, ETag, Last-Modified, Retry-After, Upslot-Error, X-Request-Id";
 /// How long browsers may cache a preflight (one day).
 const MAX_AGE: &str = "86400";
 

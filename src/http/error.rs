@@ -6,10 +6,15 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::body::{self, Body};
 use super::health::HealthReport;
 use crate::auth::{PathError, TokenError};
+use crate::config::human_bytes;
 use crate::encryption::EncryptionError;
 use crate::files::FilesError;
 use crate::index::IndexError;
+use crate::quota::Refusal;
 use crate::storage::StorageError;
+
+/// The response header that carries [`ApiError::code`].
+pub const ERROR_CODE_HEADER: &str = "upslot-error";
 
 /// A request that cannot be served as asked.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +70,14 @@ pub enum ApiError {
     /// `/health`: a part does not answer. The body names which.
     #[error("unhealthy")]
     Unhealthy(HealthReport),
+    /// The upload does not fit a quota.
+    #[error("quota: {}", refusal.kind())]
+    Quota {
+        /// Which limit, and what it is.
+        refusal: Refusal,
+        /// Seconds until a refused daily upload would fit.
+        retry_after: u64,
+    },
     /// The client address failed too often and is banned for a while.
     #[error("too many failed attempts; retry later")]
     Banned {
@@ -104,7 +117,15 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::SlotTaken | ApiError::SlotUsed => StatusCode::CONFLICT,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            ApiError::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::StorageFull
+            | ApiError::Quota {
+                refusal: Refusal::OwnerStored { .. } | Refusal::GlobalStored { .. },
+                ..
+            } => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Quota {
+                refusal: Refusal::Daily { .. },
+                ..
+            } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable | ApiError::Unhealthy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Banned { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,6 +158,11 @@ impl ApiError {
             ApiError::SlotUsed => "slot_used",
             ApiError::RangeNotSatisfiable { .. } => "range_not_satisfiable",
             ApiError::StorageFull => "storage_full",
+            ApiError::Quota { refusal, .. } => match refusal {
+                Refusal::Daily { .. } => "quota_daily",
+                Refusal::OwnerStored { .. } => "quota_stored",
+                Refusal::GlobalStored { .. } => "quota_global",
+            },
             ApiError::Unavailable => "unavailable",
             ApiError::Unhealthy(_) => "unhealthy",
             ApiError::Banned { .. } => "too_many_failures",
@@ -150,19 +176,68 @@ impl ApiError {
         matches!(self, ApiError::Token(_))
     }
 
-    /// The response: a one-line text body `<code>: <message>` (5xx: only
-    /// "internal error" and the request id; `/health`: its JSON report),
-    /// plus the headers the status requires.
+    /// One plain sentence a chat client can show its user: what happened
+    /// and what to do. It names no account, address or file, only limits
+    /// and times; server faults say only that something went wrong.
+    pub fn sentence(&self) -> String {
+        match self {
+            ApiError::BadPath(PathError::TooLong) => {
+                "This link is too long to be a file link.".into()
+            }
+            ApiError::BadPath(PathError::BadEscape | PathError::Shape | PathError::Control) => {
+                "This is not a valid file link.".into()
+            }
+            ApiError::NotFound => "This file does not exist, or it has expired.".into(),
+            ApiError::MethodNotAllowed { .. } => {
+                "This request method is not supported here.".into()
+            }
+            ApiError::Token(error) => token_sentence(error).into(),
+            ApiError::TooLarge { limit } => format!(
+                "This file is larger than the {} this server accepts.",
+                human_bytes(*limit)
+            ),
+            ApiError::BodyTooLong => "The upload sent more bytes than its declared size.".into(),
+            ApiError::Incomplete => {
+                "The upload ended before the whole file arrived; please try again.".into()
+            }
+            ApiError::BodyTimeout => "The upload stalled and was stopped; please try again.".into(),
+            ApiError::SlotTaken => "A file has already been uploaded with this link.".into(),
+            ApiError::SlotUsed => {
+                "This upload link has already been used; please upload the file again.".into()
+            }
+            ApiError::RangeNotSatisfiable { .. } => {
+                "The requested part lies beyond the end of the file.".into()
+            }
+            ApiError::StorageFull => {
+                "The server is out of storage space; please try again later.".into()
+            }
+            ApiError::Quota { refusal, .. } => refusal.sentence(),
+            ApiError::Unavailable => {
+                "The upload service is unavailable for a moment; please try again shortly.".into()
+            }
+            ApiError::Unhealthy(_) => "A part of the service does not answer.".into(),
+            ApiError::Banned { retry_after } => format!(
+                "Too many failed attempts; please try again in {}.",
+                minutes(*retry_after)
+            ),
+            ApiError::Internal => "Something went wrong on the server.".into(),
+        }
+    }
+
+    /// The response: [`ApiError::sentence`] as a one-line text body (server
+    /// faults add the request id, which names the log line with the
+    /// cause; `/health`: its JSON report), the stable code in the
+    /// `Upslot-Error` header, plus the headers the status requires.
     pub fn into_response(self, request_id: u64) -> Response<Body> {
         let status = self.status();
         let (text, content_type) = match &self {
             ApiError::Unhealthy(report) => (report.json(), "application/json"),
             _ if status.is_server_error() && status != StatusCode::INSUFFICIENT_STORAGE => (
-                format!("{}: internal error (request {request_id})\n", self.code()),
+                format!("{} (request {request_id})\n", self.sentence()),
                 "text/plain; charset=utf-8",
             ),
             _ => (
-                format!("{}: {self}\n", self.code()),
+                format!("{}\n", self.sentence()),
                 "text/plain; charset=utf-8",
             ),
         };
@@ -170,6 +245,7 @@ impl ApiError {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(ERROR_CODE_HEADER, HeaderValue::from_static(self.code()));
         match self {
             ApiError::Token(TokenError::Missing { bearer: true }) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -185,12 +261,45 @@ impl ApiError {
             ApiError::Unavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            ApiError::Banned { retry_after } => {
+            ApiError::Banned { retry_after }
+            | ApiError::Quota {
+                refusal: Refusal::Daily { .. },
+                retry_after,
+            } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             }
             _ => {}
         }
         response
+    }
+}
+
+/// The sentence of a refused token.
+fn token_sentence(error: &TokenError) -> &'static str {
+    match error {
+        TokenError::Missing { .. } => {
+            "This upload link carries no authorization; please upload the file again."
+        }
+        TokenError::Disabled => "This server does not accept this kind of upload link.",
+        TokenError::Malformed => "This upload link is damaged; please upload the file again.",
+        TokenError::BadSignature => "This upload link is not valid; please upload the file again.",
+        TokenError::Expired => "This upload link has expired; please upload the file again.",
+        TokenError::SlotMismatch => {
+            "This upload link was made for another file; please upload the file again."
+        }
+        TokenError::DeleteDisabled => "Deleting files is not enabled on this server.",
+        TokenError::LengthRequired => "The upload must state its size (Content-Length).",
+        TokenError::SizeMismatch => {
+            "The file's size differs from the size its upload link was made for."
+        }
+    }
+}
+
+/// `seconds` as whole minutes, rounded up ("1 minute", "15 minutes").
+fn minutes(seconds: u64) -> String {
+    match seconds.div_ceil(60).max(1) {
+        1 => "1 minute".into(),
+        n => format!("{n} minutes"),
     }
 }
 
@@ -229,6 +338,18 @@ impl From<FilesError> for ApiError {
             // Shredded: gone for good, as if swept (logged where found).
             FilesError::Shredded => ApiError::NotFound,
             FilesError::Tampered => ApiError::Internal,
+            FilesError::Quota(refusal) => {
+                let retry_after = match refusal {
+                    Refusal::Daily { retry_at, .. } => {
+                        u64::try_from(retry_at.saturating_sub(crate::time::unix_now())).unwrap_or(0)
+                    }
+                    Refusal::OwnerStored { .. } | Refusal::GlobalStored { .. } => 0,
+                };
+                ApiError::Quota {
+                    refusal,
+                    retry_after,
+                }
+            }
             FilesError::Encryption(EncryptionError::Keyring(e)) => {
                 tracing::error!(error = %e, "keyring failed");
                 ApiError::Unavailable

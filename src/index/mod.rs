@@ -20,6 +20,7 @@ pub use record::FileRecord;
 
 use crate::auth::mac::hmac_sha256;
 use crate::auth::{SlotPath, Uploader};
+use crate::quota::{Limits, OwnerUsage, Refusal};
 
 /// Why an index operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +196,53 @@ pub trait Index: Send + Sync + 'static {
 
     /// Whether the index can be read and written, for `/health`.
     async fn check(&self) -> Result<(), IndexError>;
+}
+
+/// One upload's claim on quota, from when its PUT is accepted until its
+/// file is recorded or the upload fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReservationId(pub i64);
+
+/// How long a reservation lives without renewal in a shared index (a
+/// replica that dies mid-upload cannot release its own).
+pub const RESERVATION_TTL: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Quota usage, kept beside the records it counts: every insert adds the
+/// file's size to its owner's stored bytes and to the minute its upload
+/// began in (`crate::quota`), every removal subtracts it from the stored
+/// bytes, in the same transaction as the row. Uploads in progress hold
+/// reservations, which count as usage until released.
+#[async_trait]
+pub trait QuotaLedger: Send + Sync + 'static {
+    /// Atomically measures the usage of `owner` (if any) and in total at
+    /// `now`, committed files and live reservations together, checks
+    /// `size` more bytes against `limits`, and when they fit records a
+    /// reservation of them charged to `now`'s minute. Of reservations
+    /// racing, in one process or several sharing the index, each sees the
+    /// ones before it.
+    async fn reserve(
+        &self,
+        owner: Option<OwnerKey>,
+        size: u64,
+        limits: Limits,
+        now: i64,
+    ) -> Result<Result<ReservationId, Refusal>, IndexError>;
+
+    /// Keeps reservation `id` alive for another [`RESERVATION_TTL`].
+    async fn renew(&self, id: ReservationId) -> Result<(), IndexError>;
+
+    /// Drops reservation `id` (its upload was recorded, or failed).
+    async fn release(&self, id: ReservationId) -> Result<(), IndexError>;
+
+    /// What `owner` uses at `now`, reservations included.
+    async fn usage(&self, owner: OwnerKey, now: i64) -> Result<OwnerUsage, IndexError>;
+
+    /// Forgets the upload history of `owner` (its account was erased).
+    async fn forget_owner(&self, owner: OwnerKey) -> Result<(), IndexError>;
+
+    /// Forgets up to `limit` upload-history minutes that stopped counting
+    /// before `before`; returns how many.
+    async fn forget_uploads(&self, before: i64, limit: usize) -> Result<usize, IndexError>;
 }
 
 /// Named leases with one holder at a time, for an index that several

@@ -55,6 +55,9 @@ pub async fn pass(
     let tombstones_forgotten = files
         .forget_tombstones(now, TOMBSTONE_BATCH, || shutdown.is_cancelled())
         .await?;
+    files
+        .forget_quota_history(now, || shutdown.is_cancelled())
+        .await?;
     let (backstop_days, backstop_files) = backstop(files, now).await?;
     let abandoned_uploads = files
         .remove_abandoned(now.saturating_sub(ABANDONED_AFTER))

@@ -9,12 +9,18 @@
 //!   (deletion time, slot key), so deleted slots stay single-use for a while
 //!   and are forgotten in time order;
 //! - `meta`: counters (`files`, `bytes`, `tombstones`) kept in the same
-//!   transactions as the rows they count, and the schema version.
+//!   transactions as the rows they count, and the schema version;
+//! - `owner_stored`: owner → bytes of its live files, and `owner_uploads`:
+//!   (owner, minute) → bytes uploaded, with `uploads_by_minute`: (minute,
+//!   owner) to forget old minutes in time order (the quota ledger, see
+//!   `quota`; reservations of uploads in progress live in memory, since
+//!   only this process can write).
 //!
 //! Every write transaction commits durably (fsync) before returning. redb
 //! calls block, so they run on tokio's blocking pool. What a write does to
 //! the tables is in `write`; this file opens, reads and runs transactions.
 
+mod quota;
 mod write;
 
 use std::path::Path;
@@ -35,14 +41,19 @@ const TOMBSTONES: TableDefinition<'_, Key, i64> = TableDefinition::new("tombston
 const TOMBSTONES_BY_TIME: TableDefinition<'_, (i64, Key), ()> =
     TableDefinition::new("tombstones_by_time");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const OWNER_STORED: TableDefinition<'_, Key, u64> = TableDefinition::new("owner_stored");
+const OWNER_UPLOADS: TableDefinition<'_, (Key, i64), u64> = TableDefinition::new("owner_uploads");
+const UPLOADS_BY_MINUTE: TableDefinition<'_, (i64, Key), ()> =
+    TableDefinition::new("uploads_by_minute");
 
 /// The layout version this code writes.
-const SCHEMA: u64 = 2;
+const SCHEMA: u64 = 3;
 
 /// An [`Index`] in a redb file.
 #[derive(Clone)]
 pub struct EmbeddedIndex {
     db: Arc<Database>,
+    reservations: Arc<std::sync::Mutex<quota::Reservations>>,
 }
 
 fn unavailable(error: impl std::fmt::Display) -> IndexError {
@@ -64,6 +75,20 @@ impl EmbeddedIndex {
             let mut by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
             let mut meta = txn.open_table(META).map_err(unavailable)?;
             let schema = meta.get("schema").map_err(unavailable)?.map(|v| v.value());
+            let mut owner_stored = txn.open_table(OWNER_STORED).map_err(unavailable)?;
+            txn.open_table(OWNER_UPLOADS).map_err(unavailable)?;
+            txn.open_table(UPLOADS_BY_MINUTE).map_err(unavailable)?;
+            if schema.unwrap_or(0) < 3 {
+                // Layouts 1 and 2 kept no quota ledger: owners' stored bytes
+                // are derived; upload history starts empty.
+                for entry in files.iter().map_err(unavailable)? {
+                    let (_, value) = entry.map_err(unavailable)?;
+                    let record = FileRecord::decode(value.value())?;
+                    if let Some(owner) = record.owner {
+                        write::add_stored(&mut owner_stored, owner.0, record.size, true)?;
+                    }
+                }
+            }
             if schema.is_none() {
                 // Layout 1 had no creation order and no counters: derive them.
                 let (mut count, mut bytes) = (0u64, 0u64);
@@ -79,11 +104,14 @@ impl EmbeddedIndex {
                 meta.insert("files", &count).map_err(unavailable)?;
                 meta.insert("bytes", &bytes).map_err(unavailable)?;
                 meta.insert("tombstones", &0).map_err(unavailable)?;
-                meta.insert("schema", &SCHEMA).map_err(unavailable)?;
             }
+            meta.insert("schema", &SCHEMA).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
-        Ok(EmbeddedIndex { db: Arc::new(db) })
+        Ok(EmbeddedIndex {
+            db: Arc::new(db),
+            reservations: Arc::default(),
+        })
     }
 
     async fn blocking<T, F>(&self, work: F) -> Result<T, IndexError>

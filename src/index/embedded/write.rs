@@ -5,9 +5,11 @@
 use redb::{ReadableTable, Table, WriteTransaction};
 
 use super::{
-    BY_CREATED, BY_EXPIRY, BY_OWNER, FILES, Key, META, TOMBSTONES, TOMBSTONES_BY_TIME, unavailable,
+    BY_CREATED, BY_EXPIRY, BY_OWNER, FILES, Key, META, OWNER_STORED, OWNER_UPLOADS, TOMBSTONES,
+    TOMBSTONES_BY_TIME, UPLOADS_BY_MINUTE, unavailable,
 };
 use crate::index::{FileRecord, IndexError, Inserted, SlotKey};
+use crate::quota::minute_of;
 
 /// Adds `delta` to the counter `name`.
 fn bump(meta: &mut Table<'_, &str, u64>, name: &str, delta: i64) -> Result<(), IndexError> {
@@ -17,6 +19,31 @@ fn bump(meta: &mut Table<'_, &str, u64>, name: &str, delta: i64) -> Result<(), I
         .map_or(0, |v| v.value());
     let next = current.saturating_add_signed(delta);
     meta.insert(name, &next).map_err(unavailable)?;
+    Ok(())
+}
+
+/// Adds `size` to (or, unless `add`, takes it from) the stored bytes of
+/// `owner`; an owner with nothing stored has no row.
+pub(super) fn add_stored(
+    table: &mut Table<'_, Key, u64>,
+    owner: Key,
+    size: u64,
+    add: bool,
+) -> Result<(), IndexError> {
+    let current = table
+        .get(&owner)
+        .map_err(unavailable)?
+        .map_or(0, |v| v.value());
+    let next = if add {
+        current.saturating_add(size)
+    } else {
+        current.saturating_sub(size)
+    };
+    if next == 0 {
+        table.remove(&owner).map_err(unavailable)?;
+    } else {
+        table.insert(&owner, &next).map_err(unavailable)?;
+    }
     Ok(())
 }
 
@@ -50,6 +77,21 @@ pub(super) fn insert_in(
             .map_err(unavailable)?
             .insert(&(owner.0, key.0), &())
             .map_err(unavailable)?;
+        let mut stored = txn.open_table(OWNER_STORED).map_err(unavailable)?;
+        add_stored(&mut stored, owner.0, record.size, true)?;
+        let minute = minute_of(record.created);
+        let mut uploads = txn.open_table(OWNER_UPLOADS).map_err(unavailable)?;
+        let before = uploads
+            .get(&(owner.0, minute))
+            .map_err(unavailable)?
+            .map_or(0, |v| v.value());
+        uploads
+            .insert(&(owner.0, minute), &before.saturating_add(record.size))
+            .map_err(unavailable)?;
+        txn.open_table(UPLOADS_BY_MINUTE)
+            .map_err(unavailable)?
+            .insert(&(minute, owner.0), &())
+            .map_err(unavailable)?;
     }
     let mut meta = txn.open_table(META).map_err(unavailable)?;
     bump(&mut meta, "files", 1)?;
@@ -74,6 +116,7 @@ pub(super) fn remove_in(
         let mut by_expiry = txn.open_table(BY_EXPIRY).map_err(unavailable)?;
         let mut by_created = txn.open_table(BY_CREATED).map_err(unavailable)?;
         let mut by_owner = txn.open_table(BY_OWNER).map_err(unavailable)?;
+        let mut owner_stored = txn.open_table(OWNER_STORED).map_err(unavailable)?;
         let mut tombstones = txn.open_table(TOMBSTONES).map_err(unavailable)?;
         let mut tombstones_by_time = txn.open_table(TOMBSTONES_BY_TIME).map_err(unavailable)?;
         let mut meta = txn.open_table(META).map_err(unavailable)?;
@@ -92,6 +135,7 @@ pub(super) fn remove_in(
                 .map_err(unavailable)?;
             if let Some(owner) = record.owner {
                 by_owner.remove(&(owner.0, key.0)).map_err(unavailable)?;
+                add_stored(&mut owner_stored, owner.0, record.size, false)?;
             }
             if let Some(old) = tombstones
                 .insert(&key.0, &deleted_at)

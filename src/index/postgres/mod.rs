@@ -58,6 +58,7 @@
 mod error;
 mod keyring;
 mod operations;
+mod quota;
 mod sql;
 
 pub use keyring::PostgresKeyring;

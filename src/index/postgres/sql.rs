@@ -3,7 +3,7 @@
 //! (data-modifying CTEs), hence one transaction.
 
 /// Schema steps in order; the schema version is how many have run.
-pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_1, SCHEMA_2];
+pub(super) const MIGRATIONS: &[&str] = &[SCHEMA_1, SCHEMA_2, SCHEMA_3];
 
 /// Created before the migrations, which record their progress in it.
 pub(super) const META_TABLE: &str = "CREATE TABLE upslot_meta (
@@ -66,13 +66,53 @@ CREATE TABLE upslot_epoch_keys (
 );
 ";
 
+/// The quota ledger: each owner's stored bytes and bytes uploaded per
+/// minute, kept by the same statements as the rows they count, and the
+/// reservations of uploads in progress, which live until `until` (by the
+/// database's clock) unless renewed. Stored bytes are derived for the
+/// files already there; upload history starts empty.
+pub(super) const SCHEMA_3: &str = "
+CREATE TABLE upslot_owner_stored (
+    owner bytea PRIMARY KEY CHECK (octet_length(owner) = 32),
+    bytes bigint NOT NULL
+);
+CREATE INDEX upslot_owner_stored_empty ON upslot_owner_stored (owner) WHERE bytes <= 0;
+CREATE TABLE upslot_owner_uploads (
+    owner bytea NOT NULL CHECK (octet_length(owner) = 32),
+    minute bigint NOT NULL,
+    bytes bigint NOT NULL,
+    PRIMARY KEY (owner, minute)
+);
+CREATE INDEX upslot_owner_uploads_by_minute ON upslot_owner_uploads (minute, owner);
+CREATE TABLE upslot_reservations (
+    id bigserial PRIMARY KEY,
+    owner bytea CHECK (octet_length(owner) = 32),
+    bytes bigint NOT NULL,
+    minute bigint NOT NULL,
+    until double precision NOT NULL
+);
+CREATE INDEX upslot_reservations_by_owner ON upslot_reservations (owner, until);
+INSERT INTO upslot_owner_stored (owner, bytes)
+SELECT owner, sum(size)::bigint FROM upslot_slots
+WHERE deleted_at IS NULL AND owner IS NOT NULL
+GROUP BY owner;
+";
+
 pub(super) const INSERT: &str = "
 WITH ins AS (
     INSERT INTO upslot_slots (slot, blob, size, content_type, created, expires_at, owner,
         epoch, wrapped_key)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
     ON CONFLICT (slot) DO NOTHING
-    RETURNING size
+    RETURNING size, owner, created
+), stored AS (
+    INSERT INTO upslot_owner_stored AS o (owner, bytes)
+    SELECT owner, size FROM ins WHERE owner IS NOT NULL
+    ON CONFLICT (owner) DO UPDATE SET bytes = o.bytes + excluded.bytes
+), uploaded AS (
+    INSERT INTO upslot_owner_uploads AS u (owner, minute, bytes)
+    SELECT owner, created - ((created % 60) + 60) % 60, size FROM ins WHERE owner IS NOT NULL
+    ON CONFLICT (owner, minute) DO UPDATE SET bytes = u.bytes + excluded.bytes
 )
 UPDATE upslot_counters
 SET files = files + 1, bytes = bytes + (SELECT size FROM ins)
@@ -100,6 +140,14 @@ WITH old AS (
         bytes = bytes - (SELECT coalesce(sum(size), 0) FROM gone)::bigint,
         tombstones = tombstones + (SELECT count(*) FROM gone)
     WHERE EXISTS (SELECT 1 FROM gone)
+), unstored AS (
+    UPDATE upslot_owner_stored AS o
+    SET bytes = o.bytes - freed.bytes
+    FROM (
+        SELECT owner, sum(size)::bigint AS bytes FROM gone
+        WHERE owner IS NOT NULL GROUP BY owner
+    ) AS freed
+    WHERE o.owner = freed.owner
 )
 SELECT slot, blob, size, content_type, created, expires_at, owner, epoch, wrapped_key
 FROM gone";
@@ -187,3 +235,75 @@ FROM upslot_counters";
 pub(super) const SEALED_COUNTS: &str = "SELECT epoch, count(*) FROM upslot_slots
 WHERE deleted_at IS NULL AND epoch IS NOT NULL
 GROUP BY epoch ORDER BY epoch";
+
+/// The database's clock, in Unix seconds (a macro, so `concat!` can
+/// splice it into statements).
+macro_rules! clock {
+    () => {
+        "extract(epoch FROM clock_timestamp())::double precision"
+    };
+}
+
+/// Bytes stored in total and by owner `$1` (NULL: none), each with the
+/// live reservations: one statement, so one snapshot, in which a recorded
+/// upload whose reservation is not yet released counts twice, never zero
+/// times.
+pub(super) const STORED_USAGE: &str = concat!(
+    "SELECT
+    (SELECT bytes FROM upslot_counters)
+        + (SELECT coalesce(sum(bytes), 0) FROM upslot_reservations WHERE until > ",
+    clock!(),
+    ")::bigint,
+    (SELECT coalesce(sum(bytes), 0) FROM upslot_owner_stored WHERE owner = $1)::bigint
+        + (SELECT coalesce(sum(bytes), 0) FROM upslot_reservations WHERE owner = $1 AND until > ",
+    clock!(),
+    ")::bigint"
+);
+
+/// Bytes uploaded by owner `$1` per minute from minute `$2` on, and its
+/// live reservations by the minute they began in (one snapshot, as above).
+pub(super) const UPLOADS_USAGE: &str = concat!(
+    "SELECT minute, bytes FROM upslot_owner_uploads WHERE owner = $1 AND minute >= $2
+UNION ALL
+SELECT minute, bytes FROM upslot_reservations WHERE owner = $1 AND until > ",
+    clock!()
+);
+
+/// A new reservation of `$2` bytes by owner `$1` (or NULL) in minute `$3`,
+/// alive for `$4` seconds.
+pub(super) const RESERVE: &str = concat!(
+    "INSERT INTO upslot_reservations (owner, bytes, minute, until) VALUES ($1, $2, $3, ",
+    clock!(),
+    " + $4) RETURNING id"
+);
+
+/// Keeps reservation `$1` alive for `$2` more seconds.
+pub(super) const RENEW: &str = concat!(
+    "UPDATE upslot_reservations SET until = ",
+    clock!(),
+    " + $2 WHERE id = $1"
+);
+
+/// Forgets up to `$2` upload-history minutes before minute `$1` (the
+/// oldest first, by primary key as in [`FORGET_TOMBSTONES`]).
+pub(super) const FORGET_UPLOADS: &str = "
+WITH gone AS (
+    DELETE FROM upslot_owner_uploads
+    WHERE (owner, minute) IN (
+        SELECT owner, minute FROM upslot_owner_uploads
+        WHERE minute < $1
+        ORDER BY minute, owner
+        LIMIT $2
+    )
+    RETURNING 1
+)
+SELECT count(*) FROM gone";
+
+/// Drops reservations that were neither released nor renewed in time, and
+/// owners with nothing stored.
+pub(super) const FORGET_STALE: &str = concat!(
+    "WITH stale AS (DELETE FROM upslot_reservations WHERE until <= ",
+    clock!(),
+    ")
+DELETE FROM upslot_owner_stored WHERE bytes <= 0"
+);

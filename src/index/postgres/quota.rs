@@ -1,0 +1,178 @@
+//! The quota ledger of the PostgreSQL index, shared by every replica.
+//!
+//! A reservation is measured and recorded in one transaction under
+//! transaction-scoped advisory locks (the global limit's, then the
+//! owner's), so of reservations racing on any replicas each sees the ones
+//! before it. Reservations live by the database's clock for
+//! [`RESERVATION_TTL`] unless renewed, so a replica that dies mid-upload
+//! holds nothing for long.
+
+use async_trait::async_trait;
+
+use super::error::PgError;
+use super::{OPERATION_TIMEOUT, PostgresIndex, as_limit, column, counter, within};
+use crate::index::{IndexError, OwnerKey, QuotaLedger, RESERVATION_TTL, ReservationId};
+use crate::quota::{Limits, MINUTE, OwnerUsage, Refusal, Usage, WINDOW, minute_of};
+
+use super::sql;
+
+/// Advisory lock class of the global limit (two-key locks do not share
+/// the one-key space of the migration lock).
+const GLOBAL_LOCK_CLASS: i32 = 0x7570_0001;
+/// Advisory lock class of per-owner limits; the key is the owner's first
+/// four bytes (a collision only serialises two owners).
+const OWNER_LOCK_CLASS: i32 = 0x7570_0002;
+
+/// The oldest minute that can still count against the daily limit at `now`.
+fn window_start(now: i64) -> i64 {
+    minute_of(now).saturating_sub(WINDOW + MINUTE)
+}
+
+fn ttl_seconds() -> f64 {
+    RESERVATION_TTL.as_secs_f64()
+}
+
+/// Usage read on `client` (a transaction or a pooled connection).
+async fn usage_on(
+    client: &impl deadpool_postgres::GenericClient,
+    owner: Option<OwnerKey>,
+    now: i64,
+) -> Result<Usage, PgError> {
+    let owner_bytes = owner.as_ref().map(|owner| &owner.0[..]);
+    let statement = client.prepare_cached(sql::STORED_USAGE).await?;
+    let row = client.query_one(&statement, &[&owner_bytes]).await?;
+    let global_stored = counter(&row, 0)?;
+    let owner = match owner_bytes {
+        None => None,
+        Some(owner_bytes) => {
+            let stored = counter(&row, 1)?;
+            let statement = client.prepare_cached(sql::UPLOADS_USAGE).await?;
+            let uploads = client
+                .query(&statement, &[&owner_bytes, &window_start(now)])
+                .await?
+                .iter()
+                .map(|row| Ok((column::<i64>(row, 0)?, counter(row, 1)?)))
+                .collect::<Result<_, PgError>>()?;
+            Some(OwnerUsage { stored, uploads })
+        }
+    };
+    Ok(Usage {
+        owner,
+        global_stored,
+    })
+}
+
+impl PostgresIndex {
+    async fn reserve_in_transaction(
+        &self,
+        owner: Option<OwnerKey>,
+        size: u64,
+        limits: Limits,
+        now: i64,
+    ) -> Result<Result<ReservationId, Refusal>, PgError> {
+        let bytes = i64::try_from(size).map_err(|_| PgError::Corrupt)?;
+        let mut client = self.pool.get().await?;
+        let txn = client.transaction().await?;
+        if limits.global_stored != 0 {
+            txn.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&GLOBAL_LOCK_CLASS])
+                .await?;
+        }
+        if let Some(owner) = &owner {
+            let key = i32::from_be_bytes([owner.0[0], owner.0[1], owner.0[2], owner.0[3]]);
+            txn.execute(
+                "SELECT pg_advisory_xact_lock($1, $2)",
+                &[&OWNER_LOCK_CLASS, &key],
+            )
+            .await?;
+        }
+        let usage = usage_on(&txn, owner, now).await?;
+        if let Err(refusal) = limits.check(&usage, size, now) {
+            txn.rollback().await?;
+            return Ok(Err(refusal));
+        }
+        let owner_bytes = owner.as_ref().map(|owner| &owner.0[..]);
+        let statement = txn.prepare_cached(sql::RESERVE).await?;
+        let row = txn
+            .query_one(
+                &statement,
+                &[&owner_bytes, &bytes, &minute_of(now), &ttl_seconds()],
+            )
+            .await?;
+        let id: i64 = column(&row, 0)?;
+        txn.commit().await?;
+        Ok(Ok(ReservationId(id)))
+    }
+}
+
+#[async_trait]
+impl QuotaLedger for PostgresIndex {
+    async fn reserve(
+        &self,
+        owner: Option<OwnerKey>,
+        size: u64,
+        limits: Limits,
+        now: i64,
+    ) -> Result<Result<ReservationId, Refusal>, IndexError> {
+        within(
+            OPERATION_TIMEOUT,
+            self.reserve_in_transaction(owner, size, limits, now),
+        )
+        .await
+    }
+
+    async fn renew(&self, id: ReservationId) -> Result<(), IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            self.execute(sql::RENEW, &[&id.0, &ttl_seconds()]).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, id: ReservationId) -> Result<(), IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            self.execute("DELETE FROM upslot_reservations WHERE id = $1", &[&id.0])
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn usage(&self, owner: OwnerKey, now: i64) -> Result<OwnerUsage, IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            let client = self.pool.get().await?;
+            let usage = usage_on(&client, Some(owner), now).await?;
+            Ok(usage.owner.unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn forget_owner(&self, owner: OwnerKey) -> Result<(), IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            self.execute(
+                "DELETE FROM upslot_owner_uploads WHERE owner = $1",
+                &[&&owner.0[..]],
+            )
+            .await?;
+            self.execute(
+                "DELETE FROM upslot_owner_stored WHERE owner = $1 AND bytes <= 0",
+                &[&&owner.0[..]],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget_uploads(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            // Minutes whose uploads stopped counting before `before`.
+            let first_kept = before.saturating_sub(WINDOW + MINUTE).saturating_add(1);
+            let forgotten = self
+                .count(sql::FORGET_UPLOADS, &[&first_kept, &as_limit(limit)])
+                .await?;
+            self.execute(sql::FORGET_STALE, &[]).await?;
+            Ok(forgotten)
+        })
+        .await
+    }
+}
