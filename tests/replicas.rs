@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::postgres::fresh_database;
 use common::s3::S3Server;
-use common::{Upslot, client, data, health, metric, metrics, put, wait_for};
+use common::{Claims, Put, Upslot, client, data, health, metric, metrics, put, wait_for};
 use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -32,9 +32,20 @@ async fn get(server: &Upslot, path: &str) -> (StatusCode, Vec<u8>) {
 /// file `key_file` and the shared master key beside it (`.master`), and
 /// 2-second encryption epochs so that keys are destroyed within a test.
 fn replica(s3: &S3Server, database: &str, key_file: &Path, retention: &str) -> Upslot {
+    replica_with(s3, database, key_file, "", retention)
+}
+
+/// [`replica`] with `upload` keys for its `[upload]` section.
+fn replica_with(
+    s3: &S3Server,
+    database: &str,
+    key_file: &Path,
+    upload: &str,
+    retention: &str,
+) -> Upslot {
     Upslot::start_with(
         "",
-        "",
+        upload,
         &format!(
             "{}\n[index]\nbackend = \"postgres\"\nurl = \"{database}\"\nkey_file = \"{}\"\n\
              [encryption]\nepoch = \"2s\"\nmaster_key_file = \"{}\"\n{retention}",
@@ -189,6 +200,62 @@ async fn two_replicas_share_a_bucket_and_an_index() {
     })
     .await;
     wait_for("the survivor to sweep", async || s3.keys(BUCKET).is_empty()).await;
+}
+
+#[tokio::test]
+async fn replicas_racing_one_accounts_limit_never_exceed_it() {
+    let s3 = S3Server::start(BUCKET);
+    let database = fresh_database().await;
+    let keys = tempfile::tempdir().unwrap();
+    let key_file = keys.path().join("index.key");
+    let quota = "[quota]\nper_owner_daily = \"12KiB\"\nper_owner_stored = \"8KiB\"\n";
+    let replicas = [
+        replica_with(&s3, &database, &key_file, "max_size = \"1KiB\"", quota),
+        replica_with(&s3, &database, &key_file, "max_size = \"1KiB\"", quota),
+    ];
+    // Twenty uploads by one account, alternating replicas, all at once.
+    let race = |round: usize| {
+        let uploads: Vec<_> = (0..20)
+            .map(|i| {
+                let slot = format!("q{round}-{i}");
+                let token = Claims::new(&slot, 1024).sub("romeo@montague.tld").jwt();
+                let put = Put::bearer(&format!("{slot}/f.bin"), &token, data(1024))
+                    .request(&replicas[i % 2]);
+                tokio::spawn(async move { put.send().await.unwrap().status() })
+            })
+            .collect();
+        async move {
+            let mut accepted = 0;
+            for upload in uploads {
+                match upload.await.unwrap() {
+                    StatusCode::CREATED => accepted += 1,
+                    StatusCode::INSUFFICIENT_STORAGE | StatusCode::TOO_MANY_REQUESTS => {}
+                    other => panic!("{other}"),
+                }
+            }
+            accepted
+        }
+    };
+    let first = race(0).await;
+    assert!((1..=8).contains(&first), "{first} KiB stored, 8 allowed");
+    // Erasure through one replica frees the stored bytes for both; the
+    // daily limit still counts what was uploaded today.
+    let ts = common::unix_now();
+    let erased = common::erase_request(
+        &replicas[1],
+        "romeo@montague.tld",
+        ts,
+        &common::erase_sig("romeo@montague.tld", ts),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(erased.status(), StatusCode::OK);
+    let second = race(1).await;
+    assert!(
+        (1..=8).contains(&second) && first + second <= 12,
+        "{first} + {second} KiB uploaded today, 12 allowed"
+    );
 }
 
 #[tokio::test]
