@@ -22,6 +22,9 @@
 //! inside the running server (admin shell, or in-band by alice herself)
 //! makes upslot delete her files within seconds, and only hers.
 //!
+//! Quotas (`interop/quota.rs`): an upload over alice's daily limit fails,
+//! and upslot's sentence saying why reaches her slixmpp client.
+//!
 //! A missing package or a server that does not start fails the test with the
 //! reason and the server's log; nothing is skipped. Every process is stopped
 //! when its guard drops, panics included. The client is
@@ -36,6 +39,8 @@ mod erase;
 mod harness;
 #[path = "interop/prosody.rs"]
 mod prosody;
+#[path = "interop/quota.rs"]
+mod quota;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -189,6 +194,13 @@ fn prosody_http_file_share_on_s3() {
             assert!(!key.to_lowercase().contains(word.as_str()), "{key}");
         }
     }
+}
+
+/// An upload over the account's daily limit fails with upslot's sentence
+/// reaching the slixmpp client (Prosody JWT slots name the uploader).
+#[test]
+fn prosody_over_quota_upload_tells_the_client_why() {
+    quota::over_quota_upload_tells_the_client_why();
 }
 
 /// `prosodyctl shell user delete alice@…` (the operator, through the running
