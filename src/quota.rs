@@ -271,16 +271,6 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_upload_released_from_the_ledger_frees_its_bytes() {
-        let limits = daily(100);
-        let mut usage = owned(90, &[(0, 90)]);
-        assert!(limits.check(&usage, 20, 10).is_err());
-        // The store drops a released reservation from what it reports.
-        usage = owned(0, &[]);
-        assert_eq!(limits.check(&usage, 20, 10), Ok(()));
-    }
-
-    #[test]
     fn stored_limits_refuse_until_files_are_deleted() {
         let limits = Limits {
             per_owner_stored: 100,

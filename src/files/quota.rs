@@ -229,3 +229,175 @@ impl Files {
         self.quotas.ledger.forget_owner(owner).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::SlotPath;
+    use crate::files::NewFile;
+    use crate::files::tests::{KEEP, fixture};
+
+    const DAY: i64 = crate::quota::WINDOW;
+
+    fn romeo() -> BareJid {
+        BareJid::of("romeo@montague.tld")
+    }
+
+    /// The fixture's files with `limits` (its index keeps the ledger).
+    fn limited(limits: Limits) -> (crate::files::tests::Fixture, Files) {
+        let f = fixture();
+        let files = Files::new(
+            Arc::clone(&f.blobs) as _,
+            None,
+            Arc::new(f.index.clone()),
+            f.files.index_key().clone(),
+            *f.files.retention(),
+            crate::files::tests::encryption(f.dir(), true),
+            Quotas::new(Arc::new(f.index.clone()), limits),
+        );
+        (f, files)
+    }
+
+    fn path(n: u64) -> SlotPath {
+        SlotPath::from_wire(&format!("q{n}/f.bin")).unwrap()
+    }
+
+    fn owned(size: u64) -> NewFile {
+        NewFile {
+            size,
+            content_type: "application/octet-stream".into(),
+            expires: None,
+            owner: Some(Uploader::Jid(romeo())),
+        }
+    }
+
+    /// Uploads `size` bytes by romeo to `path(n)` at `now`.
+    async fn upload(files: &Files, n: u64, size: u64, now: i64) -> Result<(), FilesError> {
+        let mut upload = files.begin_upload(&path(n), owned(size), now).await?;
+        upload
+            .write(bytes::Bytes::from(vec![7u8; size as usize]))
+            .await?;
+        files.finish_upload(upload).await
+    }
+
+    fn refused(result: Result<(), FilesError>) -> Refusal {
+        match result {
+            Err(FilesError::Quota(refusal)) => refusal,
+            other => panic!("expected a quota refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_upload_gives_its_bytes_back() {
+        let (_f, files) = limited(Limits {
+            per_owner_daily: 100,
+            per_owner_stored: 100,
+            global_stored: 0,
+        });
+        let now = 10 * DAY;
+        // Begun, then dropped mid-body: while it runs it holds 80 bytes.
+        let mut dropped = files.begin_upload(&path(1), owned(80), now).await.unwrap();
+        dropped
+            .write(bytes::Bytes::from_static(b"part"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            refused(upload(&files, 2, 30, now).await),
+            Refusal::OwnerStored { limit: 100 }
+        ));
+        drop(dropped);
+        // The release runs in the background; it is done once a reserve sees it.
+        for _ in 0..100 {
+            if upload(&files, 3, 30, now).await.is_ok() {
+                let access = files.access(&romeo(), now).await.unwrap();
+                assert_eq!(
+                    (access.files, access.stored, access.uploaded_today),
+                    (1, 30, 30)
+                );
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the dropped upload's reservation was never released");
+    }
+
+    #[tokio::test]
+    async fn expiry_and_erasure_release_stored_bytes_and_history() {
+        let (_f, files) = limited(Limits {
+            per_owner_daily: 100,
+            per_owner_stored: 60,
+            global_stored: 0,
+        });
+        let now = 10 * DAY;
+        upload(&files, 1, 60, now).await.unwrap();
+        assert!(matches!(
+            refused(upload(&files, 2, 1, now + 1).await),
+            Refusal::OwnerStored { .. }
+        ));
+        // Swept at expiry: the stored bytes are free, the upload still
+        // counts against the day.
+        let due = files.due(now + KEEP, 10).await.unwrap();
+        assert_eq!(files.delete_batch(due, now + KEEP).await.unwrap().0, 1);
+        upload(&files, 3, 40, now + KEEP).await.unwrap();
+        let access = files.access(&romeo(), now + KEEP).await.unwrap();
+        assert_eq!(
+            (access.files, access.stored, access.uploaded_today),
+            (1, 40, 100)
+        );
+        assert_eq!(access.oldest_upload, Some(now + KEEP));
+        assert!(matches!(
+            refused(upload(&files, 4, 10, now + KEEP).await),
+            Refusal::OwnerStored { .. } | Refusal::Daily { .. }
+        ));
+        // Erasure frees both at once.
+        assert_eq!(
+            files.erase_owner(&romeo(), now + KEEP + 1).await.unwrap(),
+            1
+        );
+        let access = files.access(&romeo(), now + KEEP + 1).await.unwrap();
+        assert_eq!(
+            access,
+            Access {
+                limits: files.quotas().limits(),
+                ..Access::default()
+            }
+        );
+        upload(&files, 5, 60, now + KEEP + 1).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn history_ages_out_of_the_window_and_is_forgotten() {
+        let (_f, files) = limited(Limits {
+            per_owner_daily: 100,
+            per_owner_stored: 0,
+            global_stored: 0,
+        });
+        let now = 10 * DAY + 30; // half a minute into a minute
+        upload(&files, 1, 100, now).await.unwrap();
+        let refusal = refused(upload(&files, 2, 1, now + 10).await);
+        let retry_at = now - 30 + 60 + DAY;
+        assert_eq!(
+            refusal,
+            Refusal::Daily {
+                limit: 100,
+                retry_at
+            }
+        );
+        assert!(upload(&files, 3, 1, retry_at - 1).await.is_err());
+        assert_eq!(
+            files
+                .forget_quota_history(retry_at - 1, || false)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            files
+                .forget_quota_history(retry_at, || false)
+                .await
+                .unwrap(),
+            1
+        );
+        upload(&files, 4, 100, retry_at).await.unwrap();
+    }
+}
