@@ -2,8 +2,9 @@
 //! one PostgreSQL index: uploads through one are served by the other,
 //! same-slot races across replicas have one winner, exactly one replica
 //! sweeps and another takes over when it dies, a replica with another
-//! index key or master key is refused, and a PostgreSQL outage gives 503
-//! until it ends. Encryption is on (the default): replicas read each
+//! index key or master key is refused, a PostgreSQL outage gives 503
+//! until it ends, and uploads of one account racing through both never
+//! exceed its daily limit. Encryption is on (the default): replicas read each
 //! other's encrypted files through the epoch keys in the shared database.
 
 #![allow(clippy::unwrap_used)] // tests may panic on the unexpected
