@@ -608,8 +608,8 @@ async fn quota_ledger_contract<I: Index + QuotaLedger>(index: Arc<I>) {
         index.reserve(None, 80, limits, now).await.unwrap(),
         Err(Refusal::GlobalStored { limit: 150 })
     );
-    index.release(first).await.unwrap();
-    index.release(other).await.unwrap();
+    index.unreserve(first).await.unwrap();
+    index.unreserve(other).await.unwrap();
     assert_eq!(
         index.usage(OwnerKey([1; 32]), now).await.unwrap(),
         Default::default()
@@ -640,7 +640,7 @@ async fn quota_ledger_contract<I: Index + QuotaLedger>(index: Arc<I>) {
     assert_eq!(index.forget_uploads(aged - 1, 10).await.unwrap(), 0);
     assert_eq!(index.forget_uploads(aged, 10).await.unwrap(), 1);
     let again = index.reserve(a, 50, limits, aged).await.unwrap().unwrap();
-    index.release(again).await.unwrap();
+    index.unreserve(again).await.unwrap();
 
     // Erasure forgets the owner's history at once.
     let mut owned = record(aged, aged + 50, Some(1));
@@ -660,7 +660,7 @@ async fn quota_ledger_contract<I: Index + QuotaLedger>(index: Arc<I>) {
         .await
         .unwrap()
         .unwrap();
-    index.release(id).await.unwrap();
+    index.unreserve(id).await.unwrap();
 
     // Twenty uploads of 10 bytes racing for an 80-byte limit: eight fit.
     let racers = (0..20).map(|_| index.reserve(b, 10, limits, aged + 2));
@@ -672,7 +672,7 @@ async fn quota_ledger_contract<I: Index + QuotaLedger>(index: Arc<I>) {
     assert_eq!(granted.len(), 8);
     for id in granted {
         index.renew(id).await.unwrap();
-        index.release(id).await.unwrap();
+        index.unreserve(id).await.unwrap();
     }
 }
 

@@ -37,6 +37,12 @@ fn check_config_exit_codes() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains("\"x\""));
+    // The daily quota defaults to ten times the largest upload.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("quotas: per account 10 GiB per 24 h"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     let cases = [
         ("[upload]\nsecrt = \"x\"\n", "secrt"),
@@ -51,6 +57,10 @@ fn check_config_exit_codes() {
             "/nonexistent/c.pem",
         ),
         ("this is not toml", "bad.toml"),
+        (
+            "[upload]\nmax_size = \"1GiB\"\n[quota]\nper_owner_stored = \"100MiB\"\n",
+            "quota.per_owner_stored",
+        ),
     ];
     for (text, needle) in cases {
         let bad = dir.path().join("bad.toml");

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use upslot::encryption::Sealing;
 use upslot::index::postgres::PostgresIndex;
-use upslot::index::{FileRecord, Index, IndexError, Inserted, Leases, OwnerKey, Scan, SlotKey};
+use upslot::index::{
+    FileRecord, Index, IndexError, Inserted, Leases, OwnerKey, QuotaLedger, Scan, SlotKey,
+};
 use upslot::storage::BlobName;
 
 const KEY: [u8; 32] = [7; 32];
@@ -179,13 +181,39 @@ async fn replicas_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let counters: i64 = client
         .query_one("SELECT count(*) FROM upslot_counters", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(counters, 1);
+}
+
+#[tokio::test]
+async fn an_older_schema_gains_the_owners_stored_bytes() {
+    let url = common::postgres::fresh_database().await;
+    let index = PostgresIndex::connect(&url, 1, KEY).await.unwrap();
+    for (slot, owner) in [(1, Some(7)), (2, Some(7)), (3, None)] {
+        index
+            .insert(SlotKey([slot; 32]), record(100, owner))
+            .await
+            .unwrap();
+    }
+    drop(index);
+    // Back to schema 2: no quota ledger.
+    sql(&url)
+        .await
+        .batch_execute(
+            "DROP TABLE upslot_owner_stored, upslot_owner_uploads, upslot_reservations;
+             UPDATE upslot_meta SET number = 2 WHERE name = 'schema_version'",
+        )
+        .await
+        .unwrap();
+    let index = PostgresIndex::connect(&url, 1, KEY).await.unwrap();
+    let usage = index.usage(OwnerKey([7; 32]), 100).await.unwrap();
+    let size = record(100, Some(7)).size;
+    assert_eq!((usage.stored, usage.uploads), (2 * size, vec![]));
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use super::EXIT_CONFIG;
-use crate::config::{Config, IndexBackend, StorageBackend};
+use crate::config::{Config, IndexBackend, StorageBackend, human_bytes};
 use crate::server;
 
 /// Checks `config` and prints its summary.
@@ -35,13 +35,14 @@ pub(super) fn check_config(config: &Config) -> ExitCode {
                 secrets.to_string()
             };
             println!(
-                "configuration OK\n  listen: {}\n  storage: {}\n  index: {:?}\n  offload: {:?}\n  retention: {}\n  encryption: {}\n  max upload: {}\n  secrets: {secrets}",
+                "configuration OK\n  listen: {}\n  storage: {}\n  index: {:?}\n  offload: {:?}\n  retention: {}\n  encryption: {}\n  quotas: {}\n  max upload: {}\n  secrets: {secrets}",
                 config.server.listen.as_slice().join(", "),
                 storage_summary(config),
                 config.index.backend,
                 config.offload.mode,
                 config.retention.keep,
                 encryption_summary(config),
+                quota_summary(config),
                 config.upload.max_size,
             );
             ExitCode::SUCCESS
@@ -73,6 +74,20 @@ fn encryption_summary(config: &Config) -> String {
         ),
     };
     format!("{state}; {keys} (keep it out of long-lived backups)")
+}
+
+/// The quotas in force, for `check-config`.
+fn quota_summary(config: &Config) -> String {
+    let limit = |bytes: u64| match bytes {
+        0 => "unlimited".to_string(),
+        bytes => human_bytes(bytes),
+    };
+    format!(
+        "per account {} per 24 h and {} stored (JWT and ejabberd slots); {} stored in total",
+        limit(config.per_owner_daily()),
+        limit(config.quota.per_owner_stored.0),
+        limit(config.quota.global_stored.0)
+    )
 }
 
 /// Where blobs go, for `check-config` (no credentials).

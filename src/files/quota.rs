@@ -128,7 +128,7 @@ impl Reservation {
     pub(super) async fn release(mut self) {
         self.held = false;
         self.reserved.fetch_sub(self.size, Ordering::Relaxed);
-        if let Err(error) = self.ledger.release(self.id).await {
+        if let Err(error) = self.ledger.unreserve(self.id).await {
             tracing::warn!(%error, "could not release a quota reservation; it lapses by itself");
         }
     }
@@ -143,7 +143,7 @@ impl Drop for Reservation {
         let (ledger, id) = (Arc::clone(&self.ledger), self.id);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                if let Err(error) = ledger.release(id).await {
+                if let Err(error) = ledger.unreserve(id).await {
                     tracing::warn!(%error, "could not release a quota reservation; it lapses by itself");
                 }
             });

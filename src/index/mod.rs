@@ -232,7 +232,7 @@ pub trait QuotaLedger: Send + Sync + 'static {
     async fn renew(&self, id: ReservationId) -> Result<(), IndexError>;
 
     /// Drops reservation `id` (its upload was recorded, or failed).
-    async fn release(&self, id: ReservationId) -> Result<(), IndexError>;
+    async fn unreserve(&self, id: ReservationId) -> Result<(), IndexError>;
 
     /// What `owner` uses at `now`, reservations included.
     async fn usage(&self, owner: OwnerKey, now: i64) -> Result<OwnerUsage, IndexError>;

@@ -491,4 +491,32 @@ mod tests {
         assert!(index.get(key).await.unwrap().is_some());
         assert_eq!(index.stats().await.unwrap().files, 11);
     }
+
+    #[tokio::test]
+    async fn an_older_layout_gains_the_owners_stored_bytes() {
+        use crate::index::QuotaLedger as _;
+        let dir = tempfile::tempdir().unwrap();
+        let owner = OwnerKey([5; 32]);
+        {
+            let index = open(dir.path());
+            index
+                .insert(SlotKey([1; 32]), record(1, 5, Some(owner)))
+                .await
+                .unwrap();
+            index
+                .insert(SlotKey([2; 32]), record(2, 5, Some(owner)))
+                .await
+                .unwrap();
+            // Back to layout 2: no quota ledger.
+            let txn = index.db.begin_write().unwrap();
+            txn.delete_table(OWNER_STORED).unwrap();
+            txn.delete_table(OWNER_UPLOADS).unwrap();
+            txn.delete_table(UPLOADS_BY_MINUTE).unwrap();
+            txn.open_table(META).unwrap().insert("schema", &2).unwrap();
+            txn.commit().unwrap();
+        }
+        let index = open(dir.path());
+        let usage = index.usage(owner, 3).await.unwrap();
+        assert_eq!((usage.stored, usage.uploads), (20, vec![]));
+    }
 }

@@ -128,7 +128,7 @@ impl QuotaLedger for EmbeddedIndex {
         Ok(())
     }
 
-    async fn release(&self, id: ReservationId) -> Result<(), IndexError> {
+    async fn unreserve(&self, id: ReservationId) -> Result<(), IndexError> {
         self.reservations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

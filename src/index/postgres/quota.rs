@@ -128,7 +128,7 @@ impl QuotaLedger for PostgresIndex {
         .await
     }
 
-    async fn release(&self, id: ReservationId) -> Result<(), IndexError> {
+    async fn unreserve(&self, id: ReservationId) -> Result<(), IndexError> {
         within(OPERATION_TIMEOUT, async {
             self.execute("DELETE FROM upslot_reservations WHERE id = $1", &[&id.0])
                 .await?;
