@@ -14,7 +14,7 @@
 //!          ─▶ ApiError ─▶ status + stable code, one log line without personal data
 //!
 //! sweeper (every sweep_every, one replica at a time) ─▶ files
-//! http::serve_admin: /health, /metrics, /stats, /sweep, erase (EraseGrant) ─▶ files
+//! http::serve_admin: /health, /metrics, /stats, /sweep, /policy, erase (EraseGrant) ─▶ files
 //! ```
 //!
 //! Rooms, and what each owns:
@@ -27,6 +27,8 @@
 //!   uploaded and stored; [`sweeper`]: deleting on time;
 //! - [`encryption`]: sealing blobs under per-file keys, epoch keys and
 //!   their destruction (crypto-shredding);
+//! - [`policy`]: the privacy-policy sentences the configuration and the
+//!   stored files make true (`upslot policy`);
 //! - [`storage`] and [`index`]: the backends behind small traits;
 //! - [`metrics`], [`time`], [`shutdown`], [`telemetry`]: leaves.
 //!
@@ -43,6 +45,7 @@ pub mod http;
 pub mod index;
 pub mod keys;
 pub mod metrics;
+pub mod policy;
 pub mod privacy;
 pub mod quota;
 pub mod retention;

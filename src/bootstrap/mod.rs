@@ -204,6 +204,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         settings,
         Arc::clone(&sweep_metrics),
         attempts,
+        crate::policy::Facts::from_config(config),
     );
     Ok(Prepared {
         app: Arc::new(app),

@@ -1,10 +1,11 @@
 //! The `upslot` command line: arguments, configuration loading, and one
 //! file per command family ([`serve`], `report` for `stats`/`sweep`/`erase`,
-//! `check` for `check-config`). Commands that report ask the running
+//! `check` for `check-config`, `policy` for `policy`). Commands that report ask the running
 //! server through its admin listener ([`admin_client`]) when one answers.
 
 pub mod admin_client;
 mod check;
+mod policy;
 mod report;
 pub mod serve;
 
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, ConfigError};
+use crate::policy::Format;
 
 /// Exit code for a configuration mistake (EX_USAGE).
 pub const EXIT_CONFIG: u8 = 64;
@@ -68,6 +70,18 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Print the privacy-policy sentences this configuration and the
+    /// stored files make true (asks the running server, or reads the data
+    /// directory when none runs).
+    Policy {
+        /// "markdown": sentences to publish and notes for the operator;
+        /// "providers": the upload fields of an XMPP Providers provider file (JSON).
+        #[arg(long, default_value = "markdown")]
+        format: Format,
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Runs `cli` with the process environment `env`; returns the exit code.
@@ -76,7 +90,8 @@ pub fn run(cli: Cli, env: &BTreeMap<String, String>) -> ExitCode {
     | Command::CheckConfig { config }
     | Command::Sweep { config, .. }
     | Command::Erase { config, .. }
-    | Command::Stats { config }) = &cli.command;
+    | Command::Stats { config }
+    | Command::Policy { config, .. }) = &cli.command;
     let config = match load_config(config.clone(), env) {
         Ok(config) => config,
         Err(error) => {
@@ -93,6 +108,7 @@ pub fn run(cli: Cli, env: &BTreeMap<String, String>) -> ExitCode {
         Command::Sweep { dry_run: false, .. } => report::report(&config, report::Report::Sweep),
         Command::Stats { .. } => report::report(&config, report::Report::Stats),
         Command::Erase { jid, .. } => report::report(&config, report::Report::Erase(jid)),
+        Command::Policy { format, .. } => policy::policy(&config, format),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::auth::BareJid;
 use crate::auth::mac::{erase_message, hmac_sha256};
 use crate::bootstrap::{self, StartError};
 use crate::config::{Config, ConfigError};
+use crate::files::{Files, FilesError};
 use crate::sweeper::{self, report};
 use crate::time::unix_now;
 
@@ -42,16 +43,41 @@ pub(super) fn report(config: &Config, which: Report) -> ExitCode {
             }
         },
     };
-    if let Ok(Some(addr)) = config.admin_listen()
-        && let Ok((status, body)) = admin_client::call(addr, method, &path)
-    {
-        print!("{body}");
-        return if (200..300).contains(&status) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        };
+    if let Some(code) = ask_running_server(config, method, &path) {
+        return code;
     }
+    on_data_directory(config, async |files: &Files| match which {
+        Report::Stats => report::stats(files, now).await,
+        Report::SweepPreview => report::preview(files, now).await,
+        Report::Sweep => sweeper::pass(files, now, &CancellationToken::new())
+            .await
+            .map(|report| report.to_string()),
+        Report::Erase(jid) => files
+            .erase_owner(&BareJid::of(&jid), now)
+            .await
+            .map(|deleted| format!("{{\"deleted\":{deleted}}}\n")),
+    })
+}
+
+/// Sends `method path` to the admin listener of `config` and prints the
+/// answer; `None` when no server answers there (or none is configured).
+pub(super) fn ask_running_server(config: &Config, method: &str, path: &str) -> Option<ExitCode> {
+    let addr = config.admin_listen().ok().flatten()?;
+    let (status, body) = admin_client::call(addr, method, path).ok()?;
+    print!("{body}");
+    Some(if (200..300).contains(&status) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Opens the data directory of `config` as a server would, runs `job` on
+/// its files and prints what it returns.
+pub(super) fn on_data_directory(
+    config: &Config,
+    job: impl AsyncFnOnce(&Files) -> Result<String, FilesError>,
+) -> ExitCode {
     let Some(runtime) = super::runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::FAILURE;
     };
@@ -59,19 +85,7 @@ pub(super) fn report(config: &Config, which: Report) -> ExitCode {
         let prepared = bootstrap::prepare(config)
             .await
             .map_err(|e| e.to_string())?;
-        let files = &prepared.app.files;
-        match which {
-            Report::Stats => report::stats(files, now).await,
-            Report::SweepPreview => report::preview(files, now).await,
-            Report::Sweep => sweeper::pass(files, now, &CancellationToken::new())
-                .await
-                .map(|report| report.to_string()),
-            Report::Erase(jid) => files
-                .erase_owner(&BareJid::of(&jid), now)
-                .await
-                .map(|deleted| format!("{{\"deleted\":{deleted}}}\n")),
-        }
-        .map_err(|e| e.to_string())
+        job(&prepared.app.files).await.map_err(|e| e.to_string())
     });
     match result {
         Ok(text) => {

@@ -73,6 +73,14 @@ pub struct EncryptionSettings {
 /// before the end to finish writing its row. Shorter epochs wait one epoch.
 pub const MAX_GRACE: i64 = 60;
 
+/// How long after an epoch of `epoch` seconds ends its key is destroyed:
+/// one epoch, at most [`MAX_GRACE`]. A file's key therefore outlives the
+/// file's expiry by less than `epoch + destruction_grace(epoch)` (its
+/// epoch ends less than one epoch after it expires).
+pub fn destruction_grace(epoch: i64) -> i64 {
+    epoch.min(MAX_GRACE)
+}
+
 /// What an epoch's destruction looks like, for `upslot stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochInfo {
@@ -129,7 +137,7 @@ impl Encryption {
 
     /// When the key of the epoch ending at `end` is destroyed.
     pub fn destroy_at(&self, end: i64) -> i64 {
-        end.saturating_add(self.settings.epoch.min(MAX_GRACE))
+        end.saturating_add(destruction_grace(self.settings.epoch))
     }
 
     /// A data key and its record entry for a new blob `blob`, made at

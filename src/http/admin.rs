@@ -7,6 +7,9 @@
 //! - `GET /stats`: counts, bytes and an age histogram (`upslot stats`);
 //! - `GET /sweep`: what a pass would delete now (`upslot sweep --dry-run`);
 //! - `POST /sweep`: run a pass now (`upslot sweep`);
+//! - `GET /policy`, `GET /policy/providers`: the privacy-policy sentences
+//!   (Markdown) or XMPP Providers fields (JSON) of this server's own
+//!   configuration and files (`upslot policy`);
 //! - `DELETE /owners/{jid}?ts=<unix time>&sig=<hex>`: erase every file of
 //!   an account (`upslot erase`, Prosody's `mod_upslot_erase`); see
 //!   [`crate::auth::erase`] for the signature.
@@ -22,6 +25,7 @@ use super::route::{AdminRoute, route_admin};
 use crate::auth::EraseGrant;
 use crate::auth::erase::EraseQuery;
 use crate::metrics::{self, Exposition};
+use crate::policy::{self, Live, Source};
 use crate::sweeper::{self, report};
 use crate::time::unix_now;
 
@@ -51,6 +55,13 @@ pub(super) async fn serve(
         AdminRoute::Stats => Ok(text(report::stats(&app.files, now).await?, TEXT)),
         AdminRoute::SweepPreview => Ok(text(report::preview(&app.files, now).await?, TEXT)),
         AdminRoute::Sweep => run_pass(app, now).await,
+        AdminRoute::Policy(format) => {
+            let live = Live::read(&app.files, now, Source::RunningServer).await?;
+            Ok(text(
+                policy::render(&app.policy, &live, format),
+                format.content_type(),
+            ))
+        }
         AdminRoute::Erase { jid } => {
             let grant = app
                 .verifier

@@ -10,6 +10,7 @@ use super::cors::Cors;
 use crate::auth::Verifier;
 use crate::config::{Cidr, LogClientIp};
 use crate::files::Files;
+use crate::policy;
 use crate::privacy::attempts::FailedAttempts;
 use crate::storage::Presign;
 use crate::sweeper::SweepMetrics;
@@ -77,6 +78,8 @@ pub struct App {
     pub sweep_metrics: Arc<SweepMetrics>,
     /// Addresses with failed attempts, in memory only.
     pub attempts: FailedAttempts,
+    /// What the configuration promises, for `GET /policy`.
+    pub policy: policy::Facts,
     next_request_id: AtomicU64,
 }
 
@@ -88,6 +91,7 @@ impl App {
         settings: Settings,
         sweep_metrics: Arc<SweepMetrics>,
         attempts: FailedAttempts,
+        policy: policy::Facts,
     ) -> App {
         App {
             files,
@@ -95,6 +99,7 @@ impl App {
             settings,
             sweep_metrics,
             attempts,
+            policy,
             next_request_id: AtomicU64::new(1),
         }
     }

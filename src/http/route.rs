@@ -6,6 +6,7 @@ use http::Method;
 
 use super::error::ApiError;
 use crate::auth::{PathError, SlotPath};
+use crate::policy::Format;
 
 /// The methods the public listener serves, for `Allow`.
 pub const PUBLIC_METHODS: &str = "GET, HEAD, PUT, DELETE, OPTIONS";
@@ -77,6 +78,9 @@ pub enum AdminRoute {
     SweepPreview,
     /// `POST /sweep`: run a pass now.
     Sweep,
+    /// `GET /policy` (Markdown) or `GET /policy/providers` (JSON): the
+    /// privacy-policy sentences this server can truthfully publish.
+    Policy(Format),
     /// `DELETE /owners/{jid}`: erase every file of an account.
     Erase {
         /// The JID as sent (percent-decoded, resource and all): the text
@@ -101,6 +105,8 @@ pub fn route_admin(method: &Method, path: &str) -> Result<AdminRoute, ApiError> 
         "/stats" => ("GET", AdminRoute::Stats),
         "/sweep" if *method == Method::POST => return Ok(AdminRoute::Sweep),
         "/sweep" => ("GET, POST", AdminRoute::SweepPreview),
+        "/policy" => ("GET", AdminRoute::Policy(Format::Markdown)),
+        "/policy/providers" => ("GET", AdminRoute::Policy(Format::Providers)),
         _ => return Err(ApiError::NotFound),
     };
     let head_allowed = route == AdminRoute::Health && *method == Method::HEAD;
@@ -201,6 +207,22 @@ mod tests {
             AdminRoute::SweepPreview
         );
         assert_eq!(admin(Method::POST, "/sweep").unwrap(), AdminRoute::Sweep);
+        assert_eq!(
+            admin(Method::GET, "/policy").unwrap(),
+            AdminRoute::Policy(Format::Markdown)
+        );
+        assert_eq!(
+            admin(Method::GET, "/policy/providers").unwrap(),
+            AdminRoute::Policy(Format::Providers)
+        );
+        assert!(matches!(
+            admin(Method::POST, "/policy"),
+            Err(ApiError::MethodNotAllowed { allow: "GET" })
+        ));
+        assert!(matches!(
+            admin(Method::GET, "/policy/html"),
+            Err(ApiError::NotFound)
+        ));
         assert_eq!(
             admin(Method::DELETE, "/owners/alice%40example.org%2Fphone").unwrap(),
             AdminRoute::Erase {
