@@ -14,11 +14,13 @@
 //!          ─▶ ApiError ─▶ status + stable code, one log line without personal data
 //!
 //! sweeper (every sweep_every, one replica at a time) ─▶ files
-//! http::serve_admin: /health, /metrics, /stats, /sweep, /policy, erase (EraseGrant) ─▶ files
+//! http::serve_admin: /health, /metrics, /stats, /sweep, /policy, erase (EraseGrant),
+//!                   access (AccessGrant) ─▶ files
 //! ```
 //!
 //! Rooms, and what each owns:
-//! - [`cli`]: the commands and their text output; [`bootstrap`] and
+//! - [`cli`]: the commands and their text output; [`access`]: the
+//!   right-of-access report (JSON and text); [`bootstrap`] and
 //!   [`keys`]: a valid [`config`] made into running parts;
 //! - [`server`]: sockets, TLS, limits, drain; [`http`]: one request's life;
 //!   [`auth`]: grants; [`privacy`]: client addresses and failed attempts;
@@ -35,6 +37,7 @@
 //! Storage names are random ([`storage::BlobName`]); the index is keyed by
 //! `HMAC(index_key, path)`, so nothing at rest reveals a file name, JID or IP.
 
+pub mod access;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;

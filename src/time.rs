@@ -45,6 +45,33 @@ pub fn civil_date(unix: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
+/// A Unix time as RFC 3339 in UTC, to the second (`2026-12-01T10:00:00Z`).
+pub fn rfc3339(unix: i64) -> String {
+    let (date, clock) = utc_date_and_clock(unix);
+    format!("{date}T{clock}Z")
+}
+
+/// A Unix time as people read it in a reply (`2026-12-01 10:00:00 UTC`).
+pub fn utc_text(unix: i64) -> String {
+    let (date, clock) = utc_date_and_clock(unix);
+    format!("{date} {clock} UTC")
+}
+
+/// `YYYY-MM-DD` and `HH:MM:SS` of `unix` in UTC.
+fn utc_date_and_clock(unix: i64) -> (String, String) {
+    let (year, month, day) = civil_date(unix);
+    let second = unix.rem_euclid(86_400);
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        format!(
+            "{:02}:{:02}:{:02}",
+            second / 3600,
+            second / 60 % 60,
+            second % 60
+        ),
+    )
+}
+
 /// The Unix time at which UTC day `YYYY-MM-DD` starts (Howard Hinnant's
 /// `days_from_civil`); `None` unless `text` is such a date.
 pub fn day_start(text: &str) -> Option<i64> {
@@ -92,6 +119,15 @@ mod tests {
                 Some(t - t.rem_euclid(86_400))
             );
         }
+    }
+
+    #[test]
+    fn utc_times_to_the_second() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(784_111_777), "1994-11-06T08:49:37Z");
+        assert_eq!(rfc3339(951_868_799), "2000-02-29T23:59:59Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(utc_text(784_111_777), "1994-11-06 08:49:37 UTC");
     }
 
     #[test]

@@ -3,16 +3,17 @@
 //! HMAC-SHA256 under a shared secret of [`mac::erase_message`]
 //! (`"erase\0" + jid + "\0" + ts`) and `ts` is within [`ERASE_WINDOW_SECS`]
 //! of now. The JID is the one the XMPP server signed; a resource in it is
-//! ignored.
+//! ignored. The right of access ([`super::access`]) is signed the same way
+//! under another label, and checked by the same [`Verifier`] method.
 
 use super::grant::Sealed;
 use super::{BareJid, EraseGrant, TokenError, Verifier, mac};
 
-/// How far an erase request's timestamp may be from now, in seconds: a
-/// captured request cannot be replayed later than this.
+/// How far an erase (or access) request's timestamp may be from now, in
+/// seconds: a captured request cannot be replayed later than this.
 pub const ERASE_WINDOW_SECS: i64 = 300;
 
-/// The signed parts of an erase request's query string.
+/// The signed parts of an erase (or access) request's query string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EraseQuery<'a> {
     /// `ts`: the Unix time the request was signed at.
@@ -53,8 +54,23 @@ impl Verifier {
         query: &EraseQuery<'_>,
         now: i64,
     ) -> Result<EraseGrant, TokenError> {
-        let message = mac::erase_message(jid, query.timestamp);
-        if !mac::verify_hex(&self.secrets, &message, query.signature) {
+        self.check_account_request(&mac::erase_message(jid, query.timestamp), query, now)?;
+        Ok(EraseGrant {
+            jid: BareJid::of(jid),
+            sealed: Sealed::new(),
+        })
+    }
+
+    /// Whether `query` signs `message` (an account request's, whose label
+    /// names its purpose) and was signed within [`ERASE_WINDOW_SECS`] of
+    /// `now`.
+    pub(super) fn check_account_request(
+        &self,
+        message: &[u8],
+        query: &EraseQuery<'_>,
+        now: i64,
+    ) -> Result<(), TokenError> {
+        if !mac::verify_hex(&self.secrets, message, query.signature) {
             return Err(TokenError::BadSignature);
         }
         // abs_diff: `now - timestamp` overflows for extreme timestamps
@@ -62,10 +78,7 @@ impl Verifier {
         if now.abs_diff(query.timestamp) > ERASE_WINDOW_SECS.unsigned_abs() {
             return Err(TokenError::Expired);
         }
-        Ok(EraseGrant {
-            jid: BareJid::of(jid),
-            sealed: Sealed::new(),
-        })
+        Ok(())
     }
 }
 

@@ -65,3 +65,11 @@ pub struct EraseGrant {
     pub jid: BareJid,
     pub(super) sealed: Sealed,
 }
+
+/// An authorised right-of-access report on one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessGrant {
+    /// The account whose holdings may be reported.
+    pub jid: BareJid,
+    pub(super) sealed: Sealed,
+}

@@ -43,7 +43,20 @@ pub fn delete_message(path: &[u8], delete_secret: &Secret) -> Vec<u8> {
 
 /// Account erasure (upslot's admin API): `"erase\0" + jid + "\0" + timestamp`.
 pub fn erase_message(jid: &str, timestamp: i64) -> Vec<u8> {
-    let mut message = b"erase\0".to_vec();
+    account_message(b"erase", jid, timestamp)
+}
+
+/// Right of access (upslot's admin API): `"access\0" + jid + "\0" + timestamp`.
+/// The label differs from [`erase_message`]'s, so a signature for one can
+/// never be used for the other.
+pub fn access_message(jid: &str, timestamp: i64) -> Vec<u8> {
+    account_message(b"access", jid, timestamp)
+}
+
+/// A signed request about one account: `purpose + "\0" + jid + "\0" + timestamp`.
+fn account_message(purpose: &[u8], jid: &str, timestamp: i64) -> Vec<u8> {
+    let mut message = purpose.to_vec();
+    message.push(0);
     message.extend_from_slice(jid.as_bytes());
     message.push(0);
     message.extend_from_slice(timestamp.to_string().as_bytes());
@@ -145,6 +158,17 @@ mod tests {
             &v2_message(b"thomas/abc/catmetal.jpg", 23026, b"image/jpeg"),
             "7318cd44d4c40731e3b2ff869f553ab2326eae631868e7b8054db20d4aee1c06"
         ));
+    }
+
+    #[test]
+    fn account_messages_name_their_purpose() {
+        // `\0` then the digits (Rust has no octal escapes; spelt apart for readers).
+        assert_eq!(
+            erase_message("a@b/c", 42),
+            [&b"erase\0a@b/c\0"[..], b"42"].concat()
+        );
+        assert_eq!(access_message("a@b/c", -42), b"access\0a@b/c\0-42".to_vec());
+        assert_ne!(erase_message("a@b", 1), access_message("a@b", 1));
     }
 
     #[test]

@@ -8,12 +8,15 @@
 //! - [`delete`]: Metronome's signed `DELETE`, giving a [`DeleteGrant`];
 //! - [`erase`]: the admin API's signed account erasure, giving an
 //!   [`EraseGrant`];
+//! - [`access`]: the admin API's signed right-of-access report (erasure's
+//!   scheme under another label), giving an [`AccessGrant`];
 //! - [`mac`] and [`jwt`]: one file per token family; [`path`]: URL-path
 //!   decoding; [`jid`]: bare JIDs.
 //!
 //! Grants can only be made here, so a handler that takes one cannot run
 //! unauthorised.
 
+pub mod access;
 pub mod delete;
 pub mod erase;
 mod grant;
@@ -26,7 +29,7 @@ pub mod put;
 use crate::config::{Protocol, Secret};
 
 pub use erase::ERASE_WINDOW_SECS;
-pub use grant::{DeleteGrant, EraseGrant, PutGrant, Uploader};
+pub use grant::{AccessGrant, DeleteGrant, EraseGrant, PutGrant, Uploader};
 pub use jid::BareJid;
 pub use path::{PathError, SlotPath};
 pub use put::{PutRequest, QueryTokens, media_type};
@@ -51,7 +54,7 @@ pub enum TokenError {
     #[error("slot token signature does not match")]
     BadSignature,
     /// The JWT's `exp` (or the file's `expires`) has passed, or an erase
-    /// request is too far from now.
+    /// or access request is too far from now.
     #[error("slot token has expired")]
     Expired,
     /// The JWT's `slot` is not this path's slot.

@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 client for the admin listener on this machine, used
-//! by `upslot stats` and `upslot sweep` to ask a running server.
+//! by the commands that report (`stats`, `sweep`, `erase`, `access`) to
+//! ask a running server.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,7 +1,8 @@
 //! The `upslot` command line: arguments, configuration loading, and one
-//! file per command family ([`serve`], `report` for `stats`/`sweep`/`erase`,
-//! `check` for `check-config`, `policy` for `policy`). Commands that report ask the running
-//! server through its admin listener ([`admin_client`]) when one answers.
+//! file per command family ([`serve`], `report` for `stats`, `sweep`,
+//! `erase` and `access`, `check` for `check-config`, `policy` for
+//! `policy`). Commands that report ask the running server through its
+//! admin listener ([`admin_client`]) when one answers.
 
 pub mod admin_client;
 mod check;
@@ -64,6 +65,19 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Report what is held for an account (GDPR right of access): files,
+    /// bytes, times and quota usage, never file names.
+    Access {
+        /// The account's bare JID, as the XMPP server writes it.
+        #[arg(long)]
+        jid: String,
+        /// Print the admin API's JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Print file counts, bytes and an age histogram.
     Stats {
         /// Config file (TOML). Default: $UPSLOT_CONFIG, else the embedded defaults.
@@ -90,6 +104,7 @@ pub fn run(cli: Cli, env: &BTreeMap<String, String>) -> ExitCode {
     | Command::CheckConfig { config }
     | Command::Sweep { config, .. }
     | Command::Erase { config, .. }
+    | Command::Access { config, .. }
     | Command::Stats { config }
     | Command::Policy { config, .. }) = &cli.command;
     let config = match load_config(config.clone(), env) {
@@ -109,6 +124,9 @@ pub fn run(cli: Cli, env: &BTreeMap<String, String>) -> ExitCode {
         Command::Stats { .. } => report::report(&config, report::Report::Stats),
         Command::Erase { jid, .. } => report::report(&config, report::Report::Erase(jid)),
         Command::Policy { format, .. } => policy::policy(&config, format),
+        Command::Access { jid, json, .. } => {
+            report::report(&config, report::Report::Access { jid, json })
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! The admin listener: health, metrics, retention reports and account
-//! erasure. It must never be reachable from outside (default
-//! 127.0.0.1:5051).
+//! The admin listener: health, metrics, retention reports, account
+//! erasure and the right of access. It must never be reachable from
+//! outside (default 127.0.0.1:5051).
 //!
 //! - `GET /health`: storage and index reachability (200 or 503);
 //! - `GET /metrics`: Prometheus text;
@@ -12,7 +12,10 @@
 //!   configuration and files (`upslot policy`);
 //! - `DELETE /owners/{jid}?ts=<unix time>&sig=<hex>`: erase every file of
 //!   an account (`upslot erase`, Prosody's `mod_upslot_erase`); see
-//!   [`crate::auth::erase`] for the signature.
+//!   [`crate::auth::erase`] for the signature;
+//! - `GET /owners/{jid}?ts=<unix time>&sig=<hex>`: what is held for an
+//!   account, as [`crate::access`]'s JSON (`upslot access`); see
+//!   [`crate::auth::access`] for the signature.
 
 use http::{HeaderValue, Method, Response, header};
 use tokio_util::sync::CancellationToken;
@@ -22,14 +25,17 @@ use super::body::{self, Body};
 use super::error::ApiError;
 use super::health;
 use super::route::{AdminRoute, route_admin};
-use crate::auth::EraseGrant;
+use crate::access::AccessReport;
+use crate::auth::access::AccessQuery;
 use crate::auth::erase::EraseQuery;
+use crate::auth::{AccessGrant, EraseGrant};
 use crate::metrics::{self, Exposition};
 use crate::policy::{self, Live, Source};
 use crate::sweeper::{self, report};
 use crate::time::unix_now;
 
-/// Answers one admin request: route, authorise (erasure only), handle.
+/// Answers one admin request: route, authorise (erasure and access only),
+/// handle.
 pub(super) async fn serve(
     app: &App,
     method: &Method,
@@ -68,6 +74,12 @@ pub(super) async fn serve(
                 .authorize_erase(&jid, &EraseQuery::parse(query)?, now)?;
             erase(app, grant, now).await
         }
+        AdminRoute::Access { jid } => {
+            let grant = app
+                .verifier
+                .authorize_access(&jid, &AccessQuery::parse(query)?, now)?;
+            access(app, grant, now).await
+        }
     }
 }
 
@@ -97,6 +109,16 @@ async fn erase(app: &App, grant: EraseGrant, now: i64) -> Result<Response<Body>,
         format!("{{\"deleted\":{deleted}}}\n"),
         "application/json",
     ))
+}
+
+/// `GET /owners/{jid}`, authorised: what is held for the account.
+async fn access(app: &App, grant: AccessGrant, now: i64) -> Result<Response<Body>, ApiError> {
+    let report = AccessReport::from(&app.files.access(&grant.jid, now).await?);
+    tracing::info!(
+        files = report.files,
+        "right-of-access report made on the admin listener"
+    );
+    Ok(text(report.json(), "application/json"))
 }
 
 fn text(text: String, content_type: &'static str) -> Response<Body> {

@@ -87,7 +87,16 @@ pub enum AdminRoute {
         /// the request is signed over.
         jid: String,
     },
+    /// `GET /owners/{jid}`: what is held for an account (right of access).
+    Access {
+        /// The JID as sent (percent-decoded, resource and all): the text
+        /// the request is signed over.
+        jid: String,
+    },
 }
+
+/// The methods `/owners/{jid}` takes, for `Allow`.
+pub const OWNER_METHODS: &str = "GET, DELETE";
 
 /// Routes `method` on `path` of the admin listener.
 pub fn route_admin(method: &Method, path: &str) -> Result<AdminRoute, ApiError> {
@@ -96,7 +105,12 @@ pub fn route_admin(method: &Method, path: &str) -> Result<AdminRoute, ApiError> 
             Method::DELETE => Ok(AdminRoute::Erase {
                 jid: decode_jid(wire)?,
             }),
-            _ => Err(ApiError::MethodNotAllowed { allow: "DELETE" }),
+            Method::GET => Ok(AdminRoute::Access {
+                jid: decode_jid(wire)?,
+            }),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: OWNER_METHODS,
+            }),
         };
     }
     let (allow, route) = match path {
@@ -248,20 +262,41 @@ mod tests {
             admin(Method::PUT, "/sweep"),
             Err(ApiError::MethodNotAllowed { allow: "GET, POST" })
         ));
-        assert!(matches!(
-            admin(Method::GET, "/owners/a@b"),
-            Err(ApiError::MethodNotAllowed { allow: "DELETE" })
-        ));
+        assert_eq!(
+            admin(Method::GET, "/owners/alice%40example.org%2Fphone").unwrap(),
+            AdminRoute::Access {
+                jid: "alice@example.org/phone".into()
+            }
+        );
+        assert_eq!(
+            admin(Method::GET, "/owners/alice@example.org").unwrap(),
+            AdminRoute::Access {
+                jid: "alice@example.org".into()
+            }
+        );
+        for method in [Method::HEAD, Method::POST, Method::PUT] {
+            assert!(
+                matches!(
+                    admin(method.clone(), "/owners/a@b"),
+                    Err(ApiError::MethodNotAllowed {
+                        allow: "GET, DELETE"
+                    })
+                ),
+                "{method}"
+            );
+        }
         for bad in [
             "/owners/",
             "/owners/%2Fphone",
             "/owners/a%00b",
             "/owners/%ff",
         ] {
-            assert!(
-                matches!(admin(Method::DELETE, bad), Err(ApiError::BadPath(_))),
-                "{bad}"
-            );
+            for method in [Method::DELETE, Method::GET] {
+                assert!(
+                    matches!(admin(method.clone(), bad), Err(ApiError::BadPath(_))),
+                    "{method} {bad}"
+                );
+            }
         }
     }
 }

@@ -7,8 +7,9 @@
 //!
 //! The vocabulary the tests speak: [`tokens`] signs as each XMPP server
 //! does (v1, v2, `token=`, JWT [`Claims`], ejabberd paths, Metronome's
-//! DELETE, the admin erase), [`requests`] sends it ([`Put`], [`get`],
-//! [`head`], [`signed_delete`], [`erase_request`]); both are re-exported here.
+//! DELETE, the admin erase and access), [`requests`] sends it ([`Put`],
+//! [`get`], [`head`], [`signed_delete`], [`erase_request`],
+//! [`access_request`]); both are re-exported here.
 
 #![allow(dead_code, unreachable_pub)]
 

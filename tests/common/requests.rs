@@ -1,9 +1,9 @@
 //! Requests to a running [`Upslot`], one per thing a client or an XMPP
 //! server does: a signed PUT of every token family, GET and HEAD,
-//! Metronome's signed DELETE and the admin erase. Paths are given as they
-//! travel in the URL (`wire`, without the leading `/`); where the MAC
-//! covers something else (percent-escapes, a base prefix) the test says so
-//! with [`Put::decoded`].
+//! Metronome's signed DELETE, the admin erase and the admin access report.
+//! Paths are given as they travel in the URL (`wire`, without the leading
+//! `/`); where the MAC covers something else (percent-escapes, a base
+//! prefix) the test says so with [`Put::decoded`].
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode, header};
 
@@ -226,6 +226,16 @@ pub fn signed_delete(
 /// percent-encoded), `sig` usually [`erase_sig`](super::erase_sig) of the decoded JID and `ts`.
 pub fn erase_request(server: &Upslot, jid_on_wire: &str, ts: i64, sig: &str) -> RequestBuilder {
     client().delete(format!(
+        "{}/owners/{jid_on_wire}?ts={ts}&sig={sig}",
+        server.admin_url
+    ))
+}
+
+/// `GET /owners/{jid_on_wire}?ts={ts}&sig={sig}` on the admin listener (the
+/// right-of-access report), not sent: `sig` usually
+/// [`access_sig`](super::access_sig) of the decoded JID and `ts`.
+pub fn access_request(server: &Upslot, jid_on_wire: &str, ts: i64, sig: &str) -> RequestBuilder {
+    client().get(format!(
         "{}/owners/{jid_on_wire}?ts={ts}&sig={sig}",
         server.admin_url
     ))

@@ -55,6 +55,12 @@ pub fn erase_sig(jid: &str, ts: i64) -> String {
     mac_hex(SECRET, format!("erase\0{jid}\0{ts}").as_bytes())
 }
 
+/// The admin access signature for `jid` at Unix time `ts`: the MAC of
+/// `"access\0" + jid + "\0" + ts` under the test secret.
+pub fn access_sig(jid: &str, ts: i64) -> String {
+    mac_hex(SECRET, format!("access\0{jid}\0{ts}").as_bytes())
+}
+
 /// SHA-1 of `text`, lower-case hex: how ejabberd names an uploader.
 pub fn sha1_hex(text: &str) -> String {
     use sha1::Digest as _;
