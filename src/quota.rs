@@ -32,6 +32,18 @@ pub fn counts_until(minute: i64) -> i64 {
     minute.saturating_add(MINUTE + WINDOW)
 }
 
+/// The oldest minute whose uploads may still count against the daily
+/// limit at `now` (stores read history from here on).
+pub fn window_start(now: i64) -> i64 {
+    minute_of(now).saturating_sub(WINDOW + MINUTE)
+}
+
+/// Minutes (starts) below this no longer count at `at`: their uploads
+/// aged out of the window, so the stores may forget them.
+pub fn first_counting_minute(at: i64) -> i64 {
+    at.saturating_sub(WINDOW + MINUTE).saturating_add(1)
+}
+
 /// The limits in force; `0` is unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -232,6 +244,10 @@ mod tests {
         assert_eq!(usage.uploaded_in_window(60), 10);
         assert_eq!(usage.uploaded_in_window(120 + WINDOW - 1), 10);
         assert_eq!(usage.uploaded_in_window(120 + WINDOW), 0);
+        // What may be forgotten is what no longer counts.
+        assert!(first_counting_minute(120 + WINDOW - 1) <= 60);
+        assert!(first_counting_minute(120 + WINDOW) > 60);
+        assert!(window_start(60) <= 60 - WINDOW);
     }
 
     #[test]

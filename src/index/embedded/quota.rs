@@ -18,7 +18,9 @@ use super::{
     EmbeddedIndex, Key, META, OWNER_STORED, OWNER_UPLOADS, UPLOADS_BY_MINUTE, unavailable,
 };
 use crate::index::{IndexError, OwnerKey, QuotaLedger, ReservationId};
-use crate::quota::{Limits, MINUTE, OwnerUsage, Refusal, Usage, WINDOW, minute_of};
+use crate::quota::{
+    Limits, OwnerUsage, Refusal, Usage, first_counting_minute, minute_of, window_start,
+};
 
 /// Uploads in progress that hold quota.
 #[derive(Default)]
@@ -31,11 +33,6 @@ struct Reserved {
     owner: Option<Key>,
     size: u64,
     minute: i64,
-}
-
-/// The oldest minute that can still count against the daily limit at `now`.
-fn window_start(now: i64) -> i64 {
-    minute_of(now).saturating_sub(WINDOW + MINUTE)
 }
 
 /// Committed usage of `owner` (if any) and in total.
@@ -175,10 +172,9 @@ impl QuotaLedger for EmbeddedIndex {
             let forgotten = {
                 let mut uploads = txn.open_table(OWNER_UPLOADS).map_err(unavailable)?;
                 let mut by_minute = txn.open_table(UPLOADS_BY_MINUTE).map_err(unavailable)?;
-                // Minutes whose uploads stopped counting before `before`.
-                let last = before.saturating_sub(WINDOW + MINUTE);
+                let kept = first_counting_minute(before);
                 let old: Vec<(i64, Key)> = by_minute
-                    .range((i64::MIN, [0u8; 32])..(last.saturating_add(1), [0u8; 32]))
+                    .range((i64::MIN, [0u8; 32])..(kept, [0u8; 32]))
                     .map_err(unavailable)?
                     .take(limit)
                     .map(|entry| entry.map(|(key, _)| key.value()).map_err(unavailable))

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use super::error::PgError;
 use super::{OPERATION_TIMEOUT, PostgresIndex, as_limit, column, counter, within};
 use crate::index::{IndexError, OwnerKey, QuotaLedger, RESERVATION_TTL, ReservationId};
-use crate::quota::{Limits, MINUTE, OwnerUsage, Refusal, Usage, WINDOW, minute_of};
+use crate::quota::{
+    Limits, OwnerUsage, Refusal, Usage, first_counting_minute, minute_of, window_start,
+};
 
 use super::sql;
 
@@ -22,11 +24,6 @@ const GLOBAL_LOCK_CLASS: i32 = 0x7570_0001;
 /// Advisory lock class of per-owner limits; the key is the owner's first
 /// four bytes (a collision only serialises two owners).
 const OWNER_LOCK_CLASS: i32 = 0x7570_0002;
-
-/// The oldest minute that can still count against the daily limit at `now`.
-fn window_start(now: i64) -> i64 {
-    minute_of(now).saturating_sub(WINDOW + MINUTE)
-}
 
 fn ttl_seconds() -> f64 {
     RESERVATION_TTL.as_secs_f64()
@@ -165,10 +162,9 @@ impl QuotaLedger for PostgresIndex {
 
     async fn forget_uploads(&self, before: i64, limit: usize) -> Result<usize, IndexError> {
         within(OPERATION_TIMEOUT, async {
-            // Minutes whose uploads stopped counting before `before`.
-            let first_kept = before.saturating_sub(WINDOW + MINUTE).saturating_add(1);
+            let kept = first_counting_minute(before);
             let forgotten = self
-                .count(sql::FORGET_UPLOADS, &[&first_kept, &as_limit(limit)])
+                .count(sql::FORGET_UPLOADS, &[&kept, &as_limit(limit)])
                 .await?;
             self.execute(sql::FORGET_STALE, &[]).await?;
             Ok(forgotten)
