@@ -642,6 +642,27 @@ async fn quota_ledger_contract<I: Index + QuotaLedger>(index: Arc<I>) {
     let again = index.reserve(a, 50, limits, aged).await.unwrap().unwrap();
     index.unreserve(again).await.unwrap();
 
+    // A file recorded with its reservation counts once, and the
+    // reservation goes whatever the outcome.
+    let c = Some(OwnerKey([3; 32]));
+    let mut reserved = record(aged, aged + 50, Some(3));
+    reserved.size = 30;
+    let id = index.reserve(c, 30, limits, aged).await.unwrap().unwrap();
+    assert_eq!(
+        index
+            .insert_reserved(key(42), reserved.clone(), id)
+            .await
+            .unwrap(),
+        Inserted::Created
+    );
+    let id = index.reserve(c, 30, limits, aged).await.unwrap().unwrap();
+    assert_eq!(
+        index.insert_reserved(key(42), reserved, id).await.unwrap(),
+        Inserted::Exists
+    );
+    let usage = index.usage(OwnerKey([3; 32]), aged).await.unwrap();
+    assert_eq!((usage.stored, usage.uploaded_in_window(aged)), (30, 30));
+
     // Erasure forgets the owner's history at once.
     let mut owned = record(aged, aged + 50, Some(1));
     owned.size = 100;

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use super::{Files, FilesError};
 use crate::auth::{BareJid, Uploader};
-use crate::index::{IndexError, OwnerKey, QuotaLedger, RESERVATION_TTL, ReservationId, Scan};
+use crate::index::{
+    FileRecord, IndexError, Inserted, OwnerKey, QuotaLedger, RESERVATION_TTL, ReservationId, Scan,
+    SlotKey,
+};
 use crate::metrics::{Counter, Exposition};
 use crate::quota::{Limits, Refusal};
 
@@ -102,9 +105,10 @@ impl Quotas {
     }
 }
 
-/// One upload's reservation. Released explicitly once the upload's row is
-/// recorded; dropped unreleased (the upload failed), it is released in the
-/// background, and in a shared index it would lapse by itself.
+/// One upload's reservation. Given up when the upload's row is recorded
+/// ([`Reservation::insert`]); dropped unreleased (the upload failed), it
+/// is released in the background, and in a shared index it would lapse by
+/// itself.
 pub(super) struct Reservation {
     ledger: Arc<dyn QuotaLedger>,
     id: ReservationId,
@@ -124,13 +128,18 @@ impl Reservation {
         Ok(())
     }
 
-    /// Gives the reservation up (its upload's row now carries the usage).
-    pub(super) async fn release(mut self) {
+    /// Records the upload's file (see [`QuotaLedger::insert_reserved`]),
+    /// which gives the reservation up; if that fails, dropping the
+    /// reservation releases it.
+    pub(super) async fn insert(
+        mut self,
+        key: SlotKey,
+        record: FileRecord,
+    ) -> Result<Inserted, IndexError> {
+        let inserted = self.ledger.insert_reserved(key, record, self.id).await?;
         self.held = false;
         self.reserved.fetch_sub(self.size, Ordering::Relaxed);
-        if let Err(error) = self.ledger.unreserve(self.id).await {
-            tracing::warn!(%error, "could not release a quota reservation; it lapses by itself");
-        }
+        Ok(inserted)
     }
 }
 

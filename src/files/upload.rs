@@ -117,20 +117,16 @@ impl Files {
         } = upload;
         writer.commit().await?;
         let blob = record.blob.clone();
-        let inserted = self.index.insert(key, record).await;
+        let inserted = match reservation {
+            Some(reservation) => reservation.insert(key, record).await,
+            None => self.index.insert(key, record).await,
+        };
         if !matches!(inserted, Ok(Inserted::Created))
             && let Err(error) = self.blobs.delete(&blob).await
         {
             tracing::error!(%error, "could not delete the blob of a refused upload");
         }
-        let inserted = inserted?;
-        if inserted == Inserted::Created
-            && let Some(reservation) = reservation
-        {
-            // The row carries the usage now.
-            reservation.release().await;
-        }
-        match inserted {
+        match inserted? {
             Inserted::Created => {
                 self.cache.forget(key).await;
                 Ok(())

@@ -231,8 +231,19 @@ pub trait QuotaLedger: Send + Sync + 'static {
     /// Keeps reservation `id` alive for another [`RESERVATION_TTL`].
     async fn renew(&self, id: ReservationId) -> Result<(), IndexError>;
 
-    /// Drops reservation `id` (its upload was recorded, or failed).
+    /// Drops reservation `id` (its upload failed).
     async fn unreserve(&self, id: ReservationId) -> Result<(), IndexError>;
+
+    /// [`Index::insert`] of the upload that reservation `id` held bytes
+    /// for, which drops the reservation whatever the outcome (a recorded
+    /// file carries its bytes from then on); at once, where the store can
+    /// (PostgreSQL: in the insert's statement), else right after.
+    async fn insert_reserved(
+        &self,
+        key: SlotKey,
+        record: FileRecord,
+        id: ReservationId,
+    ) -> Result<Inserted, IndexError>;
 
     /// What `owner` uses at `now`, reservations included.
     async fn usage(&self, owner: OwnerKey, now: i64) -> Result<OwnerUsage, IndexError>;

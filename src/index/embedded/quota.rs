@@ -17,7 +17,9 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use super::{
     EmbeddedIndex, Key, META, OWNER_STORED, OWNER_UPLOADS, UPLOADS_BY_MINUTE, unavailable,
 };
-use crate::index::{IndexError, OwnerKey, QuotaLedger, ReservationId};
+use crate::index::{
+    FileRecord, Index, IndexError, Inserted, OwnerKey, QuotaLedger, ReservationId, SlotKey,
+};
 use crate::quota::{
     Limits, OwnerUsage, Refusal, Usage, first_counting_minute, minute_of, window_start,
 };
@@ -132,6 +134,19 @@ impl QuotaLedger for EmbeddedIndex {
             .live
             .remove(&id.0);
         Ok(())
+    }
+
+    async fn insert_reserved(
+        &self,
+        key: SlotKey,
+        record: FileRecord,
+        id: ReservationId,
+    ) -> Result<Inserted, IndexError> {
+        // Committed first, then released: for a moment the bytes count
+        // twice, never zero times.
+        let inserted = Index::insert(self, key, record).await;
+        self.unreserve(id).await?;
+        inserted
     }
 
     async fn usage(&self, owner: OwnerKey, now: i64) -> Result<OwnerUsage, IndexError> {

@@ -34,50 +34,7 @@ impl Index for PostgresIndex {
     }
 
     async fn insert(&self, key: SlotKey, record: FileRecord) -> Result<Inserted, IndexError> {
-        within(OPERATION_TIMEOUT, async {
-            let size = i64::try_from(record.size).map_err(|_| PgError::Corrupt)?;
-            let owner = record.owner.as_ref().map(|owner| &owner.0[..]);
-            let epoch = record.sealing.as_ref().map(|sealing| sealing.epoch);
-            let wrapped_key = record.sealing.as_ref().map(|s| &s.wrapped_key[..]);
-            // A conflicting row may be forgotten (a tombstone) between the
-            // insert and the read that tells which kind it was: try again.
-            for _ in 0..3 {
-                let created = self
-                    .execute(
-                        sql::INSERT,
-                        &[
-                            &&key.0[..],
-                            &record.blob.key(),
-                            &size,
-                            &record.content_type,
-                            &record.created,
-                            &record.expires_at,
-                            &owner,
-                            &epoch,
-                            &wrapped_key,
-                        ],
-                    )
-                    .await?;
-                if created > 0 {
-                    return Ok(Inserted::Created);
-                }
-                let rows = self
-                    .query(
-                        "SELECT deleted_at IS NOT NULL FROM upslot_slots WHERE slot = $1",
-                        &[&&key.0[..]],
-                    )
-                    .await?;
-                match rows.first().map(|row| column::<bool>(row, 0)).transpose()? {
-                    Some(true) => return Ok(Inserted::Gone),
-                    Some(false) => return Ok(Inserted::Exists),
-                    None => continue,
-                }
-            }
-            Err(PgError::Query(
-                "insert kept conflicting with a row that vanished".into(),
-            ))
-        })
-        .await
+        self.insert_releasing(key, record, None).await
     }
 
     async fn remove(
@@ -202,6 +159,64 @@ impl Leases for PostgresIndex {
             )
             .await?;
             Ok(())
+        })
+        .await
+    }
+}
+
+impl PostgresIndex {
+    /// [`Index::insert`], releasing the quota reservation `reservation` (if
+    /// any) in the same statement, whatever the outcome: the upload it
+    /// held bytes for is over, and its file (if recorded) carries them.
+    pub(super) async fn insert_releasing(
+        &self,
+        key: SlotKey,
+        record: FileRecord,
+        reservation: Option<i64>,
+    ) -> Result<Inserted, IndexError> {
+        within(OPERATION_TIMEOUT, async {
+            let size = i64::try_from(record.size).map_err(|_| PgError::Corrupt)?;
+            let owner = record.owner.as_ref().map(|owner| &owner.0[..]);
+            let epoch = record.sealing.as_ref().map(|sealing| sealing.epoch);
+            let wrapped_key = record.sealing.as_ref().map(|s| &s.wrapped_key[..]);
+            // A conflicting row may be forgotten (a tombstone) between the
+            // insert and the read that tells which kind it was: try again.
+            for _ in 0..3 {
+                let created = self
+                    .execute(
+                        sql::INSERT,
+                        &[
+                            &&key.0[..],
+                            &record.blob.key(),
+                            &size,
+                            &record.content_type,
+                            &record.created,
+                            &record.expires_at,
+                            &owner,
+                            &epoch,
+                            &wrapped_key,
+                            &reservation,
+                        ],
+                    )
+                    .await?;
+                if created > 0 {
+                    return Ok(Inserted::Created);
+                }
+                let rows = self
+                    .query(
+                        "SELECT deleted_at IS NOT NULL FROM upslot_slots WHERE slot = $1",
+                        &[&&key.0[..]],
+                    )
+                    .await?;
+                match rows.first().map(|row| column::<bool>(row, 0)).transpose()? {
+                    Some(true) => return Ok(Inserted::Gone),
+                    Some(false) => return Ok(Inserted::Exists),
+                    None => continue,
+                }
+            }
+            Err(PgError::Query(
+                "insert kept conflicting with a row that vanished".into(),
+            ))
         })
         .await
     }

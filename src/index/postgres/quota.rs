@@ -11,7 +11,10 @@ use async_trait::async_trait;
 
 use super::error::PgError;
 use super::{OPERATION_TIMEOUT, PostgresIndex, as_limit, column, counter, within};
-use crate::index::{IndexError, OwnerKey, QuotaLedger, RESERVATION_TTL, ReservationId};
+use crate::index::{
+    FileRecord, IndexError, Inserted, OwnerKey, QuotaLedger, RESERVATION_TTL, ReservationId,
+    SlotKey,
+};
 use crate::quota::{
     Limits, OwnerUsage, Refusal, Usage, first_counting_minute, minute_of, window_start,
 };
@@ -29,30 +32,39 @@ fn ttl_seconds() -> f64 {
     RESERVATION_TTL.as_secs_f64()
 }
 
-/// Usage read on `client` (a transaction or a pooled connection).
+/// Usage read on `client` (a transaction or a pooled connection); the
+/// global total only when `global` (else 0).
 async fn usage_on(
     client: &impl deadpool_postgres::GenericClient,
     owner: Option<OwnerKey>,
+    global: bool,
     now: i64,
 ) -> Result<Usage, PgError> {
     let owner_bytes = owner.as_ref().map(|owner| &owner.0[..]);
-    let statement = client.prepare_cached(sql::STORED_USAGE).await?;
-    let row = client.query_one(&statement, &[&owner_bytes]).await?;
-    let global_stored = counter(&row, 0)?;
-    let owner = match owner_bytes {
-        None => None,
-        Some(owner_bytes) => {
-            let stored = counter(&row, 1)?;
-            let statement = client.prepare_cached(sql::UPLOADS_USAGE).await?;
-            let uploads = client
-                .query(&statement, &[&owner_bytes, &window_start(now)])
-                .await?
-                .iter()
-                .map(|row| Ok((column::<i64>(row, 0)?, counter(row, 1)?)))
-                .collect::<Result<_, PgError>>()?;
-            Some(OwnerUsage { stored, uploads })
-        }
+    let stored = client.prepare_cached(sql::STORED_USAGE).await?;
+    let Some(owner_bytes) = owner_bytes else {
+        let row = client.query_one(&stored, &[&owner_bytes, &global]).await?;
+        return Ok(Usage {
+            owner: None,
+            global_stored: counter(&row, 0)?,
+        });
     };
+    // Both at once (pipelined on the connection): each is one snapshot.
+    let uploads = client.prepare_cached(sql::UPLOADS_USAGE).await?;
+    let window = window_start(now);
+    let (row, rows) = futures_util::future::try_join(
+        client.query_one(&stored, &[&Some(owner_bytes), &global]),
+        client.query(&uploads, &[&owner_bytes, &window]),
+    )
+    .await?;
+    let global_stored = counter(&row, 0)?;
+    let owner = Some(OwnerUsage {
+        stored: counter(&row, 1)?,
+        uploads: rows
+            .iter()
+            .map(|row| Ok((column::<i64>(row, 0)?, counter(row, 1)?)))
+            .collect::<Result<_, PgError>>()?,
+    });
     Ok(Usage {
         owner,
         global_stored,
@@ -70,19 +82,24 @@ impl PostgresIndex {
         let bytes = i64::try_from(size).map_err(|_| PgError::Corrupt)?;
         let mut client = self.pool.get().await?;
         let txn = client.transaction().await?;
+        // One round trip for the settings and the locks, global first. The
+        // locks are held until the commit: do not make every replica's
+        // uploads wait for this one's WAL flush. A reservation lost in a
+        // database crash only lets its upload go on unreserved.
+        let mut prelude = String::from("SET LOCAL synchronous_commit TO OFF;");
         if limits.global_stored != 0 {
-            txn.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&GLOBAL_LOCK_CLASS])
-                .await?;
+            prelude.push_str(&format!(
+                " SELECT pg_advisory_xact_lock({GLOBAL_LOCK_CLASS}, 0);"
+            ));
         }
         if let Some(owner) = &owner {
             let key = i32::from_be_bytes([owner.0[0], owner.0[1], owner.0[2], owner.0[3]]);
-            txn.execute(
-                "SELECT pg_advisory_xact_lock($1, $2)",
-                &[&OWNER_LOCK_CLASS, &key],
-            )
-            .await?;
+            prelude.push_str(&format!(
+                " SELECT pg_advisory_xact_lock({OWNER_LOCK_CLASS}, {key});"
+            ));
         }
-        let usage = usage_on(&txn, owner, now).await?;
+        txn.batch_execute(&prelude).await?;
+        let usage = usage_on(&txn, owner, limits.global_stored != 0, now).await?;
         if let Err(refusal) = limits.check(&usage, size, now) {
             txn.rollback().await?;
             return Ok(Err(refusal));
@@ -127,17 +144,34 @@ impl QuotaLedger for PostgresIndex {
 
     async fn unreserve(&self, id: ReservationId) -> Result<(), IndexError> {
         within(OPERATION_TIMEOUT, async {
-            self.execute("DELETE FROM upslot_reservations WHERE id = $1", &[&id.0])
-                .await?;
+            // Without waiting for the WAL flush: a release lost in a
+            // database crash lapses with the reservation's TTL.
+            let mut client = self.pool.get().await?;
+            let txn = client.transaction().await?;
+            txn.batch_execute(&format!(
+                "SET LOCAL synchronous_commit TO OFF; DELETE FROM upslot_reservations WHERE id = {}",
+                id.0
+            ))
+            .await?;
+            txn.commit().await?;
             Ok(())
         })
         .await
     }
 
+    async fn insert_reserved(
+        &self,
+        key: SlotKey,
+        record: FileRecord,
+        id: ReservationId,
+    ) -> Result<Inserted, IndexError> {
+        self.insert_releasing(key, record, Some(id.0)).await
+    }
+
     async fn usage(&self, owner: OwnerKey, now: i64) -> Result<OwnerUsage, IndexError> {
         within(OPERATION_TIMEOUT, async {
             let client = self.pool.get().await?;
-            let usage = usage_on(&client, Some(owner), now).await?;
+            let usage = usage_on(&client, Some(owner), false, now).await?;
             Ok(usage.owner.unwrap_or_default())
         })
         .await

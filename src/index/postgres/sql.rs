@@ -91,7 +91,8 @@ CREATE TABLE upslot_reservations (
     minute bigint NOT NULL,
     until double precision NOT NULL
 );
-CREATE INDEX upslot_reservations_by_owner ON upslot_reservations (owner, until);
+CREATE INDEX upslot_reservations_by_owner ON upslot_reservations (owner, until) INCLUDE (bytes);
+CREATE INDEX upslot_reservations_by_until ON upslot_reservations (until) INCLUDE (bytes);
 INSERT INTO upslot_owner_stored (owner, bytes)
 SELECT owner, sum(size)::bigint FROM upslot_slots
 WHERE deleted_at IS NULL AND owner IS NOT NULL
@@ -113,6 +114,8 @@ WITH ins AS (
     INSERT INTO upslot_owner_uploads AS u (owner, minute, bytes)
     SELECT owner, created - ((created % 60) + 60) % 60, size FROM ins WHERE owner IS NOT NULL
     ON CONFLICT (owner, minute) DO UPDATE SET bytes = u.bytes + excluded.bytes
+), unreserved AS (
+    DELETE FROM upslot_reservations WHERE id = $10
 )
 UPDATE upslot_counters
 SET files = files + 1, bytes = bytes + (SELECT size FROM ins)
@@ -244,16 +247,19 @@ macro_rules! clock {
     };
 }
 
-/// Bytes stored in total and by owner `$1` (NULL: none), each with the
-/// live reservations: one statement, so one snapshot, in which a recorded
-/// upload whose reservation is not yet released counts twice, never zero
-/// times.
+/// Bytes stored in total (only when `$2`, else 0) and by owner `$1`
+/// (NULL: none), each with the live reservations: one statement, so one
+/// snapshot, in which a recorded upload whose reservation is not yet
+/// released counts twice, never zero times. Reservations are found
+/// through their indexes, which skip the dead rows of released ones.
 pub(super) const STORED_USAGE: &str = concat!(
     "SELECT
-    (SELECT bytes FROM upslot_counters)
+    CASE WHEN $2 THEN
+        (SELECT bytes FROM upslot_counters)
         + (SELECT coalesce(sum(bytes), 0) FROM upslot_reservations WHERE until > ",
     clock!(),
-    ")::bigint,
+    ")::bigint
+    ELSE 0 END,
     (SELECT coalesce(sum(bytes), 0) FROM upslot_owner_stored WHERE owner = $1)::bigint
         + (SELECT coalesce(sum(bytes), 0) FROM upslot_reservations WHERE owner = $1 AND until > ",
     clock!(),
