@@ -40,7 +40,11 @@ async fn failed_attempts_ban_one_address_only() {
         .parse()
         .unwrap();
     assert!((590..=600).contains(&retry), "Retry-After {retry}");
-    assert!(r.text().await.unwrap().starts_with("too_many_failures"));
+    assert_eq!(r.headers()["upslot-error"], "too_many_failures");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "Too many failed attempts; please try again in 10 minutes.\n"
+    );
     let r = attacker.get(server.url("ok/a.txt")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 

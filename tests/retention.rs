@@ -63,7 +63,11 @@ async fn files_expire_are_swept_and_their_urls_stay_used() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CONFLICT);
-    assert!(r.text().await.unwrap().starts_with("slot_used"));
+    assert_eq!(r.headers()["upslot-error"], "slot_used");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "This upload link has already been used; please upload the file again.\n"
+    );
 
     let after = metrics(&server).await;
     assert_eq!(metric(&after, "upslot_files_stored"), 0.0);

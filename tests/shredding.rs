@@ -183,7 +183,7 @@ fn assert_never_a_wrong_byte(got: &Delivered, expected: &[u8], intact: usize, wh
         );
         let text = String::from_utf8_lossy(&got.bytes);
         assert!(
-            got.complete && text.contains("internal error (request "),
+            got.complete && text.starts_with("Something went wrong on the server. (request "),
             "{what}: a {} whose body is not the one-line message: {text:?}",
             got.status
         );
