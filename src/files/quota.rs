@@ -409,4 +409,82 @@ mod tests {
         );
         upload(&files, 4, 100, retry_at).await.unwrap();
     }
+
+    /// A ledger whose store is down: every call fails.
+    struct DownLedger;
+
+    fn down() -> IndexError {
+        IndexError::Unavailable("down".into())
+    }
+
+    #[async_trait::async_trait]
+    impl QuotaLedger for DownLedger {
+        async fn reserve(
+            &self,
+            _: Option<OwnerKey>,
+            _: u64,
+            _: Limits,
+            _: i64,
+        ) -> Result<Result<ReservationId, Refusal>, IndexError> {
+            Err(down())
+        }
+        async fn renew(&self, _: ReservationId) -> Result<(), IndexError> {
+            Err(down())
+        }
+        async fn unreserve(&self, _: ReservationId) -> Result<(), IndexError> {
+            Err(down())
+        }
+        async fn insert_reserved(
+            &self,
+            _: SlotKey,
+            _: FileRecord,
+            _: ReservationId,
+        ) -> Result<Inserted, IndexError> {
+            Err(down())
+        }
+        async fn usage(&self, _: OwnerKey, _: i64) -> Result<crate::quota::OwnerUsage, IndexError> {
+            Err(down())
+        }
+        async fn forget_owner(&self, _: OwnerKey) -> Result<(), IndexError> {
+            Err(down())
+        }
+        async fn forget_uploads(&self, _: i64, _: usize) -> Result<usize, IndexError> {
+            Err(down())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_quota_store_that_fails_refuses_instead_of_waving_uploads_through() {
+        let f = fixture();
+        let limits = Limits {
+            per_owner_daily: 100,
+            ..Limits::default()
+        };
+        let files = Files::new(
+            Arc::clone(&f.blobs) as _,
+            None,
+            Arc::new(f.index.clone()),
+            f.files.index_key().clone(),
+            *f.files.retention(),
+            crate::files::tests::encryption(f.dir(), true),
+            Quotas::new(Arc::new(DownLedger), limits),
+        );
+        assert!(matches!(
+            upload(&files, 1, 10, 10 * DAY).await,
+            Err(FilesError::Index(IndexError::Unavailable(_)))
+        ));
+        assert!(files.lookup(&path(1), 10 * DAY).await.unwrap().is_none());
+        // Uploads no limit applies to do not ask the ledger.
+        let mut anonymous = owned(10);
+        anonymous.owner = None;
+        let mut upload = files
+            .begin_upload(&path(2), anonymous, 10 * DAY)
+            .await
+            .unwrap();
+        upload
+            .write(bytes::Bytes::from(vec![1u8; 10]))
+            .await
+            .unwrap();
+        files.finish_upload(upload).await.unwrap();
+    }
 }

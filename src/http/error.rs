@@ -6,7 +6,6 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::body::{self, Body};
 use super::health::HealthReport;
 use crate::auth::{PathError, TokenError};
-use crate::config::human_bytes;
 use crate::encryption::EncryptionError;
 use crate::files::FilesError;
 use crate::index::IndexError;
@@ -176,54 +175,6 @@ impl ApiError {
         matches!(self, ApiError::Token(_))
     }
 
-    /// One plain sentence a chat client can show its user: what happened
-    /// and what to do. It names no account, address or file, only limits
-    /// and times; server faults say only that something went wrong.
-    pub fn sentence(&self) -> String {
-        match self {
-            ApiError::BadPath(PathError::TooLong) => {
-                "This link is too long to be a file link.".into()
-            }
-            ApiError::BadPath(PathError::BadEscape | PathError::Shape | PathError::Control) => {
-                "This is not a valid file link.".into()
-            }
-            ApiError::NotFound => "This file does not exist, or it has expired.".into(),
-            ApiError::MethodNotAllowed { .. } => {
-                "This request method is not supported here.".into()
-            }
-            ApiError::Token(error) => token_sentence(error).into(),
-            ApiError::TooLarge { limit } => format!(
-                "This file is larger than the {} this server accepts.",
-                human_bytes(*limit)
-            ),
-            ApiError::BodyTooLong => "The upload sent more bytes than its declared size.".into(),
-            ApiError::Incomplete => {
-                "The upload ended before the whole file arrived; please try again.".into()
-            }
-            ApiError::BodyTimeout => "The upload stalled and was stopped; please try again.".into(),
-            ApiError::SlotTaken => "A file has already been uploaded with this link.".into(),
-            ApiError::SlotUsed => {
-                "This upload link has already been used; please upload the file again.".into()
-            }
-            ApiError::RangeNotSatisfiable { .. } => {
-                "The requested part lies beyond the end of the file.".into()
-            }
-            ApiError::StorageFull => {
-                "The server is out of storage space; please try again later.".into()
-            }
-            ApiError::Quota { refusal, .. } => refusal.sentence(),
-            ApiError::Unavailable => {
-                "The upload service is unavailable for a moment; please try again shortly.".into()
-            }
-            ApiError::Unhealthy(_) => "A part of the service does not answer.".into(),
-            ApiError::Banned { retry_after } => format!(
-                "Too many failed attempts; please try again in {}.",
-                minutes(*retry_after)
-            ),
-            ApiError::Internal => "Something went wrong on the server.".into(),
-        }
-    }
-
     /// The response: [`ApiError::sentence`] as a one-line text body (server
     /// faults add the request id, which names the log line with the
     /// cause; `/health`: its JSON report), the stable code in the
@@ -271,35 +222,6 @@ impl ApiError {
             _ => {}
         }
         response
-    }
-}
-
-/// The sentence of a refused token.
-fn token_sentence(error: &TokenError) -> &'static str {
-    match error {
-        TokenError::Missing { .. } => {
-            "This upload link carries no authorization; please upload the file again."
-        }
-        TokenError::Disabled => "This server does not accept this kind of upload link.",
-        TokenError::Malformed => "This upload link is damaged; please upload the file again.",
-        TokenError::BadSignature => "This upload link is not valid; please upload the file again.",
-        TokenError::Expired => "This upload link has expired; please upload the file again.",
-        TokenError::SlotMismatch => {
-            "This upload link was made for another file; please upload the file again."
-        }
-        TokenError::DeleteDisabled => "Deleting files is not enabled on this server.",
-        TokenError::LengthRequired => "The upload must state its size (Content-Length).",
-        TokenError::SizeMismatch => {
-            "The file's size differs from the size its upload link was made for."
-        }
-    }
-}
-
-/// `seconds` as whole minutes, rounded up ("1 minute", "15 minutes").
-fn minutes(seconds: u64) -> String {
-    match seconds.div_ceil(60).max(1) {
-        1 => "1 minute".into(),
-        n => format!("{n} minutes"),
     }
 }
 
@@ -391,6 +313,36 @@ mod tests {
         ];
         for (error, status) in cases {
             assert_eq!(error.status().as_u16(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn quota_refusals_say_which_limit_and_when() {
+        let daily = ApiError::Quota {
+            refusal: Refusal::Daily {
+                limit: 1 << 30,
+                retry_at: 14 * 3600 + 5 * 60,
+            },
+            retry_after: 600,
+        };
+        assert_eq!(
+            (daily.status().as_u16(), daily.code()),
+            (429, "quota_daily")
+        );
+        let r = daily.into_response(7);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "600");
+        assert_eq!(r.headers()[ERROR_CODE_HEADER], "quota_daily");
+        for (refusal, code) in [
+            (Refusal::OwnerStored { limit: 1 }, "quota_stored"),
+            (Refusal::GlobalStored { limit: 1 }, "quota_global"),
+        ] {
+            let error = ApiError::Quota {
+                refusal,
+                retry_after: 0,
+            };
+            assert_eq!((error.status().as_u16(), error.code()), (507, code));
+            let r = error.into_response(7);
+            assert!(r.headers().get(header::RETRY_AFTER).is_none());
         }
     }
 

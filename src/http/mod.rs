@@ -19,6 +19,7 @@ pub mod file_headers;
 mod health;
 pub mod range;
 pub mod route;
+mod sentence;
 mod upload;
 
 pub use app::{App, Offload, Settings};
