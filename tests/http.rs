@@ -642,6 +642,92 @@ async fn base_path_is_stripped_before_the_mac() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+/// Free bytes on the filesystem holding `path`.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|line| line.trim().parse().ok())
+        .expect("df --output=avail")
+}
+
+#[tokio::test]
+async fn an_index_commit_on_a_full_disk_fails_and_the_index_recovers() {
+    // The blob takes the last free bytes, so the index's commit finds the
+    // disk full: redb refuses every later operation on that handle.
+    let mount = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(mount.path())
+        .status()
+        .expect("mount (the suite runs as root in CI)");
+    assert!(
+        status.success(),
+        "cannot mount a tmpfs: run the suite as root"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.path().to_path_buf());
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+         [upload]\nsecret = \"{SECRET}\"\n[storage]\npath = \"{}/data\"\nmin_free = \"0\"\n\
+         [encryption]\nenabled = false\n",
+        mount.path().display()
+    );
+    let server = Upslot::start_raw(&config, &[]);
+    assert_eq!(
+        put(&server, "tight/first.bin", data(1000)).await,
+        StatusCode::CREATED
+    );
+    let filler = mount.path().join("filler");
+    let room = free_bytes(mount.path());
+    std::fs::write(&filler, vec![0u8; (room - 1_000_000) as usize]).unwrap();
+    let size = free_bytes(mount.path());
+    assert_eq!(
+        put(&server, "tight/last.bin", data(size as usize)).await,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        server
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("No space left on device")),
+        "the index's commit should have hit the full disk: {:?}",
+        server.log_lines()
+    );
+    // Nothing of it is served or left, and once space is freed the index
+    // works again without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(
+        get(&server, "tight/last.bin").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        put(&server, "tight/after.bin", data(1000)).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        get(&server, "tight/first.bin").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(health(&server).await.status(), StatusCode::OK);
+    let blobs = common::files_below(&mount.path().join("data/blobs"));
+    assert_eq!(
+        blobs.len(),
+        2,
+        "the refused upload's blob is gone: {blobs:?}"
+    );
+}
+
 #[tokio::test]
 async fn storage_full_and_storage_down() {
     // A real full filesystem: an 8 MiB tmpfs holds the data directory.

@@ -23,11 +23,14 @@
 mod quota;
 mod write;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TransactionError,
+};
 
 use super::{FileRecord, Index, IndexError, IndexStats, Inserted, Scan, SlotKey};
 
@@ -52,8 +55,56 @@ const SCHEMA: u64 = 3;
 /// An [`Index`] in a redb file.
 #[derive(Clone)]
 pub struct EmbeddedIndex {
-    db: Arc<Database>,
+    db: Arc<Handle>,
     reservations: Arc<std::sync::Mutex<quota::Reservations>>,
+}
+
+/// The open database, reopened after an I/O failure: redb refuses every
+/// operation on a handle that saw one (`PreviousIo`, e.g. after a commit
+/// hit a full disk), and repairs the file when it is opened again. Without
+/// this, the index would stay unavailable until a restart even once space
+/// is freed.
+struct Handle {
+    path: PathBuf,
+    current: std::sync::Mutex<Option<Arc<Database>>>,
+}
+
+impl Handle {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<Database>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The database, opened again if the last handle failed (possible once
+    /// every operation still holding the failed one is done).
+    fn get(&self) -> Result<Arc<Database>, IndexError> {
+        let mut slot = self.slot();
+        if let Some(db) = &*slot {
+            return Ok(Arc::clone(db));
+        }
+        let db = Arc::new(Database::create(&self.path).map_err(unavailable)?);
+        tracing::warn!("the index was reopened after an I/O failure");
+        *slot = Some(Arc::clone(&db));
+        Ok(db)
+    }
+
+    /// After an operation on `db` failed: drops the handle if redb latched
+    /// an I/O failure on it, so that the next operation reopens the file.
+    fn check(&self, db: &Arc<Database>) {
+        if let Err(TransactionError::Storage(redb::StorageError::PreviousIo)) = db.begin_write() {
+            let mut slot = self.slot();
+            if slot
+                .as_ref()
+                .is_some_and(|current| Arc::ptr_eq(current, db))
+            {
+                tracing::error!(
+                    "the index saw an I/O failure; it is reopened at the next operation"
+                );
+                *slot = None;
+            }
+        }
+    }
 }
 
 fn unavailable(error: impl std::fmt::Display) -> IndexError {
@@ -109,7 +160,10 @@ impl EmbeddedIndex {
         }
         txn.commit().map_err(unavailable)?;
         Ok(EmbeddedIndex {
-            db: Arc::new(db),
+            db: Arc::new(Handle {
+                path: path.to_path_buf(),
+                current: std::sync::Mutex::new(Some(Arc::new(db))),
+            }),
             reservations: Arc::default(),
         })
     }
@@ -119,16 +173,23 @@ impl EmbeddedIndex {
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, IndexError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db))
-            .await
-            .map_err(unavailable)?
+        let handle = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let db = handle.get()?;
+            let result = work(&db);
+            if result.is_err() {
+                handle.check(&db);
+            }
+            result
+        })
+        .await
+        .map_err(unavailable)?
     }
 
     /// Stores many records in one transaction, skipping keys that exist.
     /// For bulk loads (benchmarks, imports); returns how many were stored.
     pub fn insert_many(&self, records: &[(SlotKey, FileRecord)]) -> Result<usize, IndexError> {
-        let txn = self.db.begin_write().map_err(unavailable)?;
+        let txn = self.db.get()?.begin_write().map_err(unavailable)?;
         let mut stored = 0;
         for (key, record) in records {
             if write::insert_in(&txn, *key, record)? == Inserted::Created {
@@ -508,7 +569,7 @@ mod tests {
                 .await
                 .unwrap();
             // Back to layout 2: no quota ledger.
-            let txn = index.db.begin_write().unwrap();
+            let txn = index.db.get().unwrap().begin_write().unwrap();
             txn.delete_table(OWNER_STORED).unwrap();
             txn.delete_table(OWNER_UPLOADS).unwrap();
             txn.delete_table(UPLOADS_BY_MINUTE).unwrap();
