@@ -13,7 +13,7 @@
 //! What the stores keep ([`crate::index::QuotaLedger`]) is usage; what is
 //! allowed is decided here, once, by [`Limits::check`].
 
-use crate::config::human_bytes;
+use crate::config::{Config, human_bytes};
 
 /// The span of the daily limit, in seconds.
 pub const WINDOW: i64 = 86_400;
@@ -56,6 +56,16 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limits `config` sets (`per_owner_daily` defaulting to ten times
+    /// `upload.max_size`).
+    pub fn of(config: &Config) -> Limits {
+        Limits {
+            per_owner_daily: config.per_owner_daily(),
+            per_owner_stored: config.quota.per_owner_stored.0,
+            global_stored: config.quota.global_stored.0,
+        }
+    }
+
     /// Whether an upload with (`owned`) or without an owner is limited at
     /// all; when not, no usage needs to be measured or reserved.
     pub fn apply_to(&self, owned: bool) -> bool {

@@ -135,14 +135,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
     let blobs = open_blobs(config)?;
     let opened = open_index(config, &index_key, &keys).await?;
     let (index, leases) = (opened.index, opened.leases);
-    let quotas = Quotas::new(
-        opened.quota,
-        crate::quota::Limits {
-            per_owner_daily: config.per_owner_daily(),
-            per_owner_stored: config.quota.per_owner_stored.0,
-            global_stored: config.quota.global_stored.0,
-        },
-    );
+    let quotas = Quotas::new(opened.quota, crate::quota::Limits::of(config));
     let encryption = Encryption::new(
         opened.keyring,
         EncryptionSettings {

@@ -123,6 +123,20 @@ pub struct Limits {
     pub global_stored: u64,
 }
 
+impl Limits {
+    /// The limits `config` sets: its largest upload and the quotas the
+    /// server enforces ([`crate::quota::Limits::of`]).
+    pub fn of(config: &Config) -> Limits {
+        let quota = crate::quota::Limits::of(config);
+        Limits {
+            max_size: config.upload.max_size.0,
+            per_owner_daily: quota.per_owner_daily,
+            per_owner_stored: quota.per_owner_stored,
+            global_stored: quota.global_stored,
+        }
+    }
+}
+
 /// How a GET of a file is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Downloads {
@@ -215,12 +229,7 @@ impl Facts {
             jwt: protocols.contains(&Protocol::Jwt),
             admin_listen: config.admin_listen().ok().flatten(),
             encryption,
-            limits: Limits {
-                max_size: config.upload.max_size.0,
-                per_owner_daily: config.per_owner_daily(),
-                per_owner_stored: config.quota.per_owner_stored.0,
-                global_stored: config.quota.global_stored.0,
-            },
+            limits: Limits::of(config),
             tls,
             exposed_listeners,
             downloads,
