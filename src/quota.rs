@@ -14,6 +14,7 @@
 //! allowed is decided here, once, by [`Limits::check`].
 
 use crate::config::{Config, human_bytes};
+use crate::time::utc_minute;
 
 /// The span of the daily limit, in seconds.
 pub const WINDOW: i64 = 86_400;
@@ -215,9 +216,7 @@ impl Refusal {
 
 /// `at` as `HH:MM` (UTC), rounded up to the next whole minute.
 fn clock_time(at: i64) -> String {
-    let minutes = at.saturating_add(MINUTE - 1).div_euclid(MINUTE);
-    let of_day = minutes.rem_euclid(24 * 60);
-    format!("{:02}:{:02}", of_day / 60, of_day % 60)
+    utc_minute(at.saturating_add(MINUTE - 1))
 }
 
 #[cfg(test)]

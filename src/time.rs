@@ -47,29 +47,29 @@ pub fn civil_date(unix: i64) -> (i64, u32, u32) {
 
 /// A Unix time as RFC 3339 in UTC, to the second (`2026-12-01T10:00:00Z`).
 pub fn rfc3339(unix: i64) -> String {
-    let (date, clock) = utc_date_and_clock(unix);
-    format!("{date}T{clock}Z")
+    format!("{}T{}Z", utc_date(unix), utc_second(unix))
 }
 
 /// A Unix time as people read it in a reply (`2026-12-01 10:00:00 UTC`).
 pub fn utc_text(unix: i64) -> String {
-    let (date, clock) = utc_date_and_clock(unix);
-    format!("{date} {clock} UTC")
+    format!("{} {} UTC", utc_date(unix), utc_second(unix))
 }
 
-/// `YYYY-MM-DD` and `HH:MM:SS` of `unix` in UTC.
-fn utc_date_and_clock(unix: i64) -> (String, String) {
+/// The UTC date of `unix` (`2026-12-01`).
+pub fn utc_date(unix: i64) -> String {
     let (year, month, day) = civil_date(unix);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The UTC hour and minute of `unix` (`10:05`), the seconds dropped.
+pub fn utc_minute(unix: i64) -> String {
     let second = unix.rem_euclid(86_400);
-    (
-        format!("{year:04}-{month:02}-{day:02}"),
-        format!(
-            "{:02}:{:02}:{:02}",
-            second / 3600,
-            second / 60 % 60,
-            second % 60
-        ),
-    )
+    format!("{:02}:{:02}", second / 3600, second / 60 % 60)
+}
+
+/// The UTC time of day of `unix` to the second (`10:05:09`).
+fn utc_second(unix: i64) -> String {
+    format!("{}:{:02}", utc_minute(unix), unix.rem_euclid(60))
 }
 
 /// The Unix time at which UTC day `YYYY-MM-DD` starts (Howard Hinnant's

@@ -82,11 +82,12 @@ fn quota_summary(config: &Config) -> String {
         0 => "unlimited".to_string(),
         bytes => human_bytes(bytes),
     };
+    let limits = crate::quota::Limits::of(config);
     format!(
         "per account {} per 24 h and {} stored (JWT and ejabberd slots); {} stored in total",
-        limit(config.per_owner_daily()),
-        limit(config.quota.per_owner_stored.0),
-        limit(config.quota.global_stored.0)
+        limit(limits.per_owner_daily),
+        limit(limits.per_owner_stored),
+        limit(limits.global_stored)
     )
 }
 

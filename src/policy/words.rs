@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::time::civil_date;
+use crate::time::{utc_date, utc_minute};
 
 const MINUTE: u64 = 60;
 const HOUR: u64 = 3_600;
@@ -55,13 +55,7 @@ pub(super) fn age(seconds: i64) -> String {
 
 /// A Unix time as a UTC date and minute ("2026-12-02 10:30 UTC").
 pub(super) fn utc(unix: i64) -> String {
-    let (year, month, day) = civil_date(unix);
-    let of_day = unix.rem_euclid(86_400);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        of_day / 3_600,
-        of_day % 3_600 / 60
-    )
+    format!("{} {} UTC", utc_date(unix), utc_minute(unix))
 }
 
 /// "1 file", "2 files".
