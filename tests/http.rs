@@ -642,6 +642,37 @@ async fn base_path_is_stripped_before_the_mac() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
+/// An 8 MiB tmpfs, a real filesystem that fills up; unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount_8m() -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount (the suite runs as root in CI)");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs: run the suite as root"
+        );
+        Tmpfs(dir)
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
 /// Free bytes on the filesystem holding `path`.
 fn free_bytes(path: &std::path::Path) -> u64 {
     let out = std::process::Command::new("df")
@@ -660,23 +691,7 @@ fn free_bytes(path: &std::path::Path) -> u64 {
 async fn an_index_commit_on_a_full_disk_fails_and_the_index_recovers() {
     // The blob takes the last free bytes, so the index's commit finds the
     // disk full: redb refuses every later operation on that handle.
-    let mount = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .expect("mount (the suite runs as root in CI)");
-    assert!(
-        status.success(),
-        "cannot mount a tmpfs: run the suite as root"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.path().to_path_buf());
+    let mount = Tmpfs::mount_8m();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
          [upload]\nsecret = \"{SECRET}\"\n[storage]\npath = \"{}/data\"\nmin_free = \"0\"\n\
@@ -731,23 +746,7 @@ async fn an_index_commit_on_a_full_disk_fails_and_the_index_recovers() {
 #[tokio::test]
 async fn storage_full_and_storage_down() {
     // A real full filesystem: an 8 MiB tmpfs holds the data directory.
-    let mount = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .expect("mount (the suite runs as root in CI)");
-    assert!(
-        status.success(),
-        "cannot mount a tmpfs: run the suite as root"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(mount.path().to_path_buf());
+    let mount = Tmpfs::mount_8m();
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
          [upload]\nsecret = \"{SECRET}\"\n[storage]\npath = \"{}/data\"\nmin_free = \"2MiB\"\n",

@@ -252,18 +252,27 @@ mod tests {
         BareJid::of("romeo@montague.tld")
     }
 
-    /// The fixture's files with `limits` (its index keeps the ledger).
-    fn limited(limits: Limits) -> (crate::files::tests::Fixture, Files) {
-        let f = fixture();
-        let files = Files::new(
+    /// The fixture's files with `limits` and usage kept in `ledger`.
+    fn with_ledger(
+        f: &crate::files::tests::Fixture,
+        ledger: Arc<dyn QuotaLedger>,
+        limits: Limits,
+    ) -> Files {
+        Files::new(
             Arc::clone(&f.blobs) as _,
             None,
             Arc::new(f.index.clone()),
             f.files.index_key().clone(),
             *f.files.retention(),
             crate::files::tests::encryption(f.dir(), true),
-            Quotas::new(Arc::new(f.index.clone()), limits),
-        );
+            Quotas::new(ledger, limits),
+        )
+    }
+
+    /// The fixture's files with `limits` (its index keeps the ledger).
+    fn limited(limits: Limits) -> (crate::files::tests::Fixture, Files) {
+        let f = fixture();
+        let files = with_ledger(&f, Arc::new(f.index.clone()), limits);
         (f, files)
     }
 
@@ -460,15 +469,7 @@ mod tests {
             per_owner_daily: 100,
             ..Limits::default()
         };
-        let files = Files::new(
-            Arc::clone(&f.blobs) as _,
-            None,
-            Arc::new(f.index.clone()),
-            f.files.index_key().clone(),
-            *f.files.retention(),
-            crate::files::tests::encryption(f.dir(), true),
-            Quotas::new(Arc::new(DownLedger), limits),
-        );
+        let files = with_ledger(&f, Arc::new(DownLedger), limits);
         assert!(matches!(
             upload(&files, 1, 10, 10 * DAY).await,
             Err(FilesError::Index(IndexError::Unavailable(_)))
