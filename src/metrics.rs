@@ -70,9 +70,30 @@ impl Exposition {
         label: &str,
         series: &[(&str, u64)],
     ) {
-        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} counter\n");
-        for (value, count) in series {
-            let _ = writeln!(self.text, "{name}{{{label}=\"{value}\"}} {count}");
+        self.series(
+            name,
+            "counter",
+            help,
+            series
+                .iter()
+                .map(|(value, count)| (format!("{label}=\"{value}\""), *count)),
+        );
+    }
+
+    /// Adds the metric `name` of type `kind` with one sample per
+    /// `(labels, value)`, `labels` written as is between the braces
+    /// (`a="x",b="y"`; fixed words, never client data). The name is
+    /// declared even when there is no sample yet.
+    pub fn series(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = (String, u64)>,
+    ) {
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (labels, value) in samples {
+            let _ = writeln!(self.text, "{name}{{{labels}}} {value}");
         }
     }
 

@@ -1,8 +1,8 @@
 //! The admin listener and the commands that ask it: account erasure named
 //! with a resource, from the CLI with and without a running server, the
 //! right of access (the signed report and `upslot access`, as text and
-//! JSON, with and without a running server), and the methods each admin
-//! path takes.
+//! JSON, with and without a running server), the methods each admin
+//! path takes, and the traffic metrics.
 
 #![allow(clippy::unwrap_used)] // tests may panic on the unexpected
 
@@ -14,7 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::{
     Claims, Put, Upslot, access_request, access_sig, client, ejabberd_path, erase_request,
-    erase_sig, get, sha1_hex, unix_now,
+    erase_sig, get, metric, metrics, put, sha1_hex, unix_now,
 };
 use reqwest::{Method, StatusCode, header};
 use serde_json::Value;
@@ -307,4 +307,45 @@ async fn access_without_a_running_server_reads_the_data_directory() {
     let text = success(cli(&config, &["access", "--jid", ALICE]));
     assert!(text.contains("Files: 2, 8 bytes in total\n"), "{text}");
     drop(dir);
+}
+
+#[tokio::test]
+async fn traffic_is_counted_by_method_status_and_refusal_code() {
+    let server = Upslot::start("");
+    let slot = "0f9c2b5e-7d1a-4c3b-9e8f-1a2b3c4d5e6f/report.pdf";
+    assert_eq!(
+        put(&server, slot, vec![7u8; 1000]).await,
+        StatusCode::CREATED
+    );
+    assert_eq!(get(&server, slot).await.bytes().await.unwrap().len(), 1000);
+    assert_eq!(get(&server, slot).await.status(), StatusCode::OK);
+    let unknown = "0f9c2b5e-7d1a-4c3b-9e8f-000000000000/gone.pdf";
+    assert_eq!(get(&server, unknown).await.status(), StatusCode::NOT_FOUND);
+    let forged = Put::v1(slot, vec![1u8; 10])
+        .secret("wrong")
+        .status(&server)
+        .await;
+    assert_eq!(forged, StatusCode::FORBIDDEN);
+
+    let text = metrics(&server).await;
+    for series in [
+        "upslot_requests_total{method=\"PUT\",status=\"201\"} 1\n",
+        "upslot_requests_total{method=\"GET\",status=\"200\"} 2\n",
+        "upslot_requests_total{method=\"GET\",status=\"404\"} 1\n",
+        "upslot_requests_total{method=\"PUT\",status=\"403\"} 1\n",
+        "upslot_refusals_total{code=\"not_found\"} 1\n",
+        "upslot_refusals_total{code=\"token_invalid\"} 1\n",
+    ] {
+        assert!(text.contains(series), "{series} missing in\n{text}");
+    }
+    assert_eq!(metric(&text, "upslot_uploaded_bytes_total"), 1000.0);
+    assert_eq!(metric(&text, "upslot_served_bytes_total"), 2000.0);
+    assert_eq!(metric(&text, "upslot_storage_up"), 1.0);
+    assert_eq!(metric(&text, "upslot_index_up"), 1.0);
+    // The scrape's own connection is open while it is answered.
+    assert!(metric(&text, "upslot_connections_open") >= 1.0);
+    assert_eq!(metric(&text, "upslot_connections_max"), 10000.0);
+    // No series for what never happened, and none names a path or a client.
+    assert!(!text.contains("status=\"500\""));
+    assert!(!text.contains("report.pdf") && !text.contains("127.0.0.1"));
 }

@@ -406,6 +406,16 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(s3.keys(BUCKET).len(), 1, "nothing partial is left");
+    // The scrape still answers, so the alert on upslot_index_up can fire;
+    // what only the index knows is left out instead of made up.
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, "upslot_index_up"), 0.0);
+    assert_eq!(metric(&text, "upslot_storage_up"), 1.0);
+    assert!(!text.contains("upslot_files_stored"), "{text}");
+    assert_eq!(
+        metric(&text, "upslot_encryption_decrypt_failures_total"),
+        0.0
+    );
 
     relay.set_open(true);
     wait_for("health to recover", async || {
@@ -418,4 +428,7 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
     );
     assert_eq!(get(&server, "pg/before.txt").await.1, b"before");
     assert_eq!(s3.keys(BUCKET).len(), 2);
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, "upslot_index_up"), 1.0);
+    assert_eq!(metric(&text, "upslot_files_stored"), 2.0);
 }

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
-use common::{Upslot, client, data, health, put_request, raw, wait_for};
+use common::{Upslot, client, data, health, metric, metrics, put_request, raw, wait_for};
 use reqwest::{Client, StatusCode, header};
 
 const BUCKET: &str = "uploads";
@@ -198,6 +198,9 @@ async fn an_s3_outage_gives_503_and_service_resumes() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let text = metrics(&server).await;
+    assert_eq!(metric(&text, "upslot_storage_up"), 0.0);
+    assert_eq!(metric(&text, "upslot_index_up"), 1.0);
 
     // The same server comes back: nothing to restart on upslot's side.
     let s3 = S3Server::start_at(&root, port);

@@ -16,7 +16,7 @@ use crate::encryption::keys::{MasterKey, SecretKey};
 use crate::encryption::{Encryption, EncryptionSettings};
 use crate::files::{Files, Quotas};
 use crate::http::cors::Cors;
-use crate::http::{App, Offload, Settings};
+use crate::http::{App, Offload, Settings, Traffic};
 use crate::index::embedded::EmbeddedIndex;
 use crate::index::postgres::PostgresIndex;
 use crate::index::{Index, IndexError, IndexKey, Leases, QuotaLedger};
@@ -198,6 +198,7 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         Arc::clone(&sweep_metrics),
         attempts,
         crate::policy::Facts::from_config(config),
+        Traffic::new(server.max_connections),
     );
     Ok(Prepared {
         app: Arc::new(app),

@@ -303,23 +303,13 @@ impl Encryption {
             .collect())
     }
 
-    /// Writes the encryption metrics into `out`.
-    pub async fn expose(&self, out: &mut Exposition) -> Result<(), KeyringError> {
-        let epochs = self.keyring.epochs().await?;
+    /// Writes the encryption metrics this process keeps in memory into
+    /// `out` (they are there even while the keyring cannot be read).
+    pub fn expose_counters(&self, out: &mut Exposition) {
         out.gauge(
             "upslot_encryption_enabled",
             "1 when new files are encrypted at rest.",
             u8::from(self.settings.seal_new),
-        );
-        out.gauge(
-            "upslot_encryption_epochs",
-            "Epoch keys held (each one unlocks the files expiring in its epoch).",
-            epochs.len(),
-        );
-        out.gauge(
-            "upslot_encryption_oldest_epoch_end_seconds",
-            "Unix time at which the oldest held epoch ends (0 when none is held); its key is destroyed shortly after.",
-            epochs.first().copied().unwrap_or(0),
         );
         out.counter(
             "upslot_encryption_epochs_destroyed_total",
@@ -335,6 +325,21 @@ impl Encryption {
             "upslot_encryption_missing_keys_total",
             "Reads of a recorded file whose key was gone: its epoch key destroyed or lost (answered 404).",
             self.metrics.missing.get(),
+        );
+    }
+
+    /// Writes the gauges read from the keyring into `out`.
+    pub async fn expose_epochs(&self, out: &mut Exposition) -> Result<(), KeyringError> {
+        let epochs = self.keyring.epochs().await?;
+        out.gauge(
+            "upslot_encryption_epochs",
+            "Epoch keys held (each one unlocks the files expiring in its epoch).",
+            epochs.len(),
+        );
+        out.gauge(
+            "upslot_encryption_oldest_epoch_end_seconds",
+            "Unix time at which the oldest held epoch ends (0 when none is held); its key is destroyed shortly after.",
+            epochs.first().copied().unwrap_or(0),
         );
         Ok(())
     }
@@ -386,7 +391,8 @@ mod tests {
         assert!(e.epochs().await.unwrap().is_empty());
         assert!(e.data_key(&sealing, &blob, 25).await.unwrap().is_none());
         let mut out = Exposition::new();
-        e.expose(&mut out).await.unwrap();
+        e.expose_counters(&mut out);
+        e.expose_epochs(&mut out).await.unwrap();
         let text = out.finish();
         assert!(
             text.contains("\nupslot_encryption_epochs_destroyed_total 1\n"),

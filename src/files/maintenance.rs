@@ -171,8 +171,12 @@ impl Files {
             .sum())
     }
 
-    /// Writes the gauges of stored files at `now` into `out`.
+    /// Writes the data layer's metrics at `now` into `out`: first the
+    /// counters kept in memory, then the gauges read from the index and
+    /// the keyring (an error leaves those out).
     pub async fn expose(&self, now: i64, out: &mut Exposition) -> Result<(), FilesError> {
+        self.encryption.expose_counters(out);
+        self.quotas.expose(out);
         let stats = self.stats().await?;
         let overdue = self.overdue(now).await?;
         let oldest_age = stats
@@ -208,8 +212,7 @@ impl Files {
             "Deleted slots remembered so their URLs cannot be reused.",
             stats.tombstones,
         );
-        self.encryption.expose(out).await?;
-        self.quotas.expose(out);
+        self.encryption.expose_epochs(out).await?;
         Ok(())
     }
 }

@@ -51,13 +51,7 @@ pub(super) async fn serve(
             }
             Ok(text(report.json(), "application/json"))
         }
-        AdminRoute::Metrics => {
-            let mut out = Exposition::new();
-            app.files.expose(now, &mut out).await?;
-            app.sweep_metrics.expose(&mut out);
-            app.attempts.expose(&mut out);
-            Ok(text(out.finish(), metrics::CONTENT_TYPE))
-        }
+        AdminRoute::Metrics => Ok(text(scrape(app, now).await, metrics::CONTENT_TYPE)),
         AdminRoute::Stats => Ok(text(report::stats(&app.files, now).await?, TEXT)),
         AdminRoute::SweepPreview => Ok(text(report::preview(&app.files, now).await?, TEXT)),
         AdminRoute::Sweep => run_pass(app, now).await,
@@ -84,6 +78,32 @@ pub(super) async fn serve(
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
+
+/// `GET /metrics`. Storage and the index are probed first, as `/health`
+/// does; the gauges read from the index are left out while it fails, but
+/// the scrape still answers, so `upslot_index_up` can raise the alert.
+async fn scrape(app: &App, now: i64) -> String {
+    let health = health::probe(&app.files).await;
+    let mut out = Exposition::new();
+    let up = |ok: bool| u8::from(ok);
+    out.gauge(
+        "upslot_storage_up",
+        "1 when blob storage answered this scrape's probe, else 0.",
+        up(health.storage),
+    );
+    out.gauge(
+        "upslot_index_up",
+        "1 when the index answered this scrape's probe, else 0.",
+        up(health.index),
+    );
+    if let Err(error) = app.files.expose(now, &mut out).await {
+        tracing::warn!(%error, "metrics: the index gauges could not be read");
+    }
+    app.sweep_metrics.expose(&mut out);
+    app.attempts.expose(&mut out);
+    app.traffic.expose(&mut out);
+    out.finish()
+}
 
 /// `POST /sweep`: a pass now, counted like the sweeper's own.
 async fn run_pass(app: &App, now: i64) -> Result<Response<Body>, ApiError> {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::cors::Cors;
+use super::traffic::Traffic;
 use crate::auth::Verifier;
 use crate::config::{Cidr, LogClientIp};
 use crate::files::Files;
@@ -80,6 +81,8 @@ pub struct App {
     pub attempts: FailedAttempts,
     /// What the configuration promises, for `GET /policy`.
     pub policy: policy::Facts,
+    /// Requests, refusals, bytes and connections, for `/metrics`.
+    pub traffic: Traffic,
     next_request_id: AtomicU64,
 }
 
@@ -92,6 +95,7 @@ impl App {
         sweep_metrics: Arc<SweepMetrics>,
         attempts: FailedAttempts,
         policy: policy::Facts,
+        traffic: Traffic,
     ) -> App {
         App {
             files,
@@ -100,6 +104,7 @@ impl App {
             sweep_metrics,
             attempts,
             policy,
+            traffic,
             next_request_id: AtomicU64::new(1),
         }
     }

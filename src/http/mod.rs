@@ -20,10 +20,12 @@ mod health;
 pub mod range;
 pub mod route;
 mod sentence;
+mod traffic;
 mod upload;
 
 pub use app::{App, Offload, Settings};
 pub use health::HealthReport;
+pub use traffic::Traffic;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -90,6 +92,10 @@ pub async fn serve_public(
     // quarter of a cached small GET). Uploads, deletions and every error
     // log at info.
     let routine = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && code.is_none();
+    app.traffic.record(&method, response.status(), code);
+    if method == Method::GET && response.status().is_success() {
+        app.traffic.served(content_length(&response));
+    }
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_millis() as u64;
     if routine {
@@ -106,6 +112,16 @@ pub async fn serve_public(
         );
     }
     Ok(response)
+}
+
+/// The `Content-Length` of `response`, or 0 when it has none (a redirect).
+fn content_length(response: &Response<Body>) -> u64 {
+    response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Remembers a failed attempt by `client` (in memory only).

@@ -48,6 +48,7 @@ pub(super) async fn put(
     )
     .await?;
     app.files.finish_upload(upload).await?;
+    app.traffic.uploaded(grant.length);
     tracing::info!(
         file.size_bytes = grant.length,
         protocol = ?grant.protocol,

@@ -139,6 +139,7 @@ async fn accept_loop(
         let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
             // Over the cap: refuse at once rather than queue.
             drop(stream);
+            shared.app.traffic.refuse_connection();
             tracing::warn!("connection limit reached; connection refused");
             continue;
         };
@@ -151,7 +152,9 @@ async fn accept_loop(
             at,
         };
         tracker.spawn(async move {
+            let open = shared.app.traffic.open_connection();
             connection::serve(accepted, &shared).await;
+            drop(open);
             drop(permit);
         });
     }
