@@ -128,6 +128,15 @@ async fn image_builds_and_serves_as_its_config_says() {
     for (key, value) in &config.env {
         command = command.env(key, value);
     }
+    let outside_volume = |root: &Root| -> Vec<PathBuf> {
+        common::files_below(root.path())
+            .into_iter()
+            .filter(|p| {
+                !p.starts_with(root.join("/var/lib/upslot")) && !p.starts_with(root.join("/proc"))
+            })
+            .collect()
+    };
+    let before = outside_volume(&root);
     let mut server = command.spawn("upslot in the image");
     let listening = server.wait_for_stdout("upslot listening on ", Duration::from_secs(30));
     assert_eq!(listening, "upslot listening on http://0.0.0.0:5050");
@@ -183,7 +192,13 @@ async fn image_builds_and_serves_as_its_config_says() {
         "no orderly stop in the log\n{}",
         server.report()
     );
-    // Everything upslot wrote is the image user's.
+    // It wrote only into the volume (so a read-only root file system
+    // serves), and everything it wrote is the image user's.
+    assert_eq!(
+        outside_volume(&root),
+        before,
+        "files appeared outside the volume"
+    );
     let written = common::files_below(&root.join("/var/lib/upslot"));
     assert!(!written.is_empty(), "nothing written to the volume");
     for path in written {
