@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod chroot;
 pub mod postgres;
 pub mod requests;
 pub mod s3;
