@@ -9,7 +9,7 @@
 //! common/chroot.rs). It listens on the host's 127.0.0.1:5050 and :5051,
 //! the ports the image's own config names, so those must be free.
 //!
-//! `UPSLOT_BINARY=/path/to/upslot` (a release build) makes the script skip
+//! `IMAGE_BINARY=/path/to/upslot` (a release build) makes the script skip
 //! its `cargo build --release`. Needs root, the Debian packages umoci and
 //! skopeo besides what build.sh names (jq, binutils…), and a reachable
 //! Debian package mirror (the image's libraries and CA certificates are
@@ -62,8 +62,8 @@ async fn image_builds_and_serves_as_its_config_says() {
     let out = dir.path().join("image");
     eprintln!(
         "building the image with deploy/image/build.sh ({})",
-        match std::env::var("UPSLOT_BINARY") {
-            Ok(binary) => format!("UPSLOT_BINARY={binary}"),
+        match std::env::var("IMAGE_BINARY") {
+            Ok(binary) => format!("IMAGE_BINARY={binary}"),
             Err(_) => "cargo build --release".to_string(),
         }
     );

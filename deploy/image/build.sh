@@ -13,7 +13,7 @@
 #
 # The binary: by default `cargo build --release --locked` and
 # target/release/upslot (or $CARGO_TARGET_DIR/release/upslot);
-# UPSLOT_BINARY=/path/to/upslot skips the build and takes that file (the
+# IMAGE_BINARY=/path/to/upslot skips the build and takes that file (the
 # image's revision label still names this checkout's commit).
 #
 # Load, push, run:
@@ -91,7 +91,8 @@
 # with package lists of the target release (Debian 12 here); the build
 # host's glibc must not be newer than the image's (checked).
 # IMAGE_SOURCE_URL: the repository URL for the source label (default:
-# `repository` in Cargo.toml, else the https URL of the git remote origin).
+# `repository` in Cargo.toml, else the https URL of the git remote origin;
+# without any, the image has no source label).
 set -euo pipefail
 
 die() {
@@ -139,13 +140,13 @@ if [ -z "$source_url" ]; then
     grep -E '^https?://' || true)
 fi
 [ -n "$source_url" ] ||
-  die "no repository URL for the org.opencontainers.image.source label: set IMAGE_SOURCE_URL=https://…, or repository in Cargo.toml, or a git remote origin"
+  echo "deploy/image/build.sh: no repository URL known: the image has no org.opencontainers.image.source label (set IMAGE_SOURCE_URL=https://…, or repository in Cargo.toml, or a git remote origin)" >&2
 
 # --- The binary ---------------------------------------------------------
-if [ -n "${UPSLOT_BINARY:-}" ]; then
-  binary=$UPSLOT_BINARY
+if [ -n "${IMAGE_BINARY:-}" ]; then
+  binary=$IMAGE_BINARY
 else
-  need cargo "cargo (or set UPSLOT_BINARY)"
+  need cargo "cargo (or set IMAGE_BINARY)"
   (cd "$repo" && cargo build --release --locked)
   binary=${CARGO_TARGET_DIR:-$repo/target}/release/upslot
   case "$binary" in /*) ;; *) binary=$repo/$binary ;; esac
@@ -274,7 +275,7 @@ cp "$repo/deploy/image/upslot.toml" "$root/etc/upslot/upslot.toml"
 # Checked by the binary itself, with the two paths that exist only in the
 # container pointed elsewhere.
 # A clean environment: upslot refuses UPSLOT_* variables that name no key
-# (UPSLOT_BINARY among them).
+# (IMAGE_BINARY among them).
 printf 'build-time-check\n' >"$work/secret"
 env -i UPSLOT_UPLOAD__SECRET_FILE="$work/secret" UPSLOT_STORAGE__PATH="$work/data" \
   "$binary" check-config --config "$root/etc/upslot/upslot.toml" >/dev/null ||
@@ -355,7 +356,7 @@ annotations=$(jq -n -c \
     "org.opencontainers.image.source": $source,
     "org.opencontainers.image.title": "upslot",
     "org.opencontainers.image.version": $version
-  }')
+  } | with_entries(select(.value != ""))')
 jq -n -c \
   --arg arch "$oci_arch" --arg created "$created" --arg diff_id "sha256:$diff_id" \
   --argjson labels "$annotations" \
