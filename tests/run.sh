@@ -2,11 +2,15 @@
 # The whole test suite: the README's test command, and what .ci/run calls.
 #
 # 1. Makes sure the real XMPP servers and client the interoperability tests
-#    drive, and python3-cryptography (tests/at_rest.rs decrypts blobs with
-#    it, independently of upslot), are installed (Debian packages;
-#    installing needs root). Package post-install scripts would start
-#    system-wide daemons on 0.0.0.0:5222, so a temporary policy-rc.d forbids
-#    that during the install.
+#    drive, python3-cryptography (tests/at_rest.rs decrypts blobs with it,
+#    independently of upslot), and the packaging and operations tools
+#    (lintian and mmdebstrap for tests/debian.rs, umoci, skopeo and jq for
+#    tests/image.rs, prometheus's promtool for tests/deploy.rs) are
+#    installed (Debian packages; installing needs root). Package
+#    post-install scripts would start system-wide daemons (XMPP on
+#    0.0.0.0:5222, Prometheus), so a temporary policy-rc.d forbids that
+#    during the install. cargo-deb (crates.io) and kubernetes-validate
+#    (PyPI) are installed when missing.
 # 2. Gives the PostgreSQL index tests a real server. If TEST_POSTGRES_URL
 #    is already set (postgres://user:password@host:port/database of a role
 #    that may create databases), it is used as is. Otherwise the local Debian
@@ -19,7 +23,8 @@
 #    Installs s3s-fs (a real S3-compatible server, from crates.io) for the
 #    S3 tests if it is not there; the tests start their own instances.
 # 3. Runs every unit, property, integration and interop test, and compiles
-#    and smoke-runs the benches (cargo test --all-targets).
+#    and smoke-runs the benches (cargo test --all-targets), the packaging
+#    tests among them (they build the Debian package and the image).
 # 4. Fuzzes every parser that sees client bytes for a bounded time
 #    (fuzz/run.sh, coverage-guided libFuzzer on the stable toolchain).
 #
@@ -27,7 +32,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp python3-cryptography erlang-base openssl procps postgresql)
+packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp python3-cryptography erlang-base openssl procps postgresql
+  lintian mmdebstrap umoci skopeo jq binutils prometheus)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -94,6 +100,17 @@ s3s_bin="${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs"
 if [ -z "${TEST_S3S_FS:-}" ] && ! command -v s3s-fs >/dev/null && [ ! -x "$s3s_bin" ]; then
   echo "tests/run.sh: installing s3s-fs 0.14.1 (the S3 server the tests run against)"
   cargo install s3s-fs@0.14.1 --features binary --locked --quiet
+fi
+
+# The Debian package's build tool (tests/debian.rs builds the package).
+if ! command -v cargo-deb >/dev/null; then
+  echo "tests/run.sh: installing cargo-deb 3.8.0 (builds the Debian package)"
+  cargo install cargo-deb@3.8.0 --locked --quiet
+fi
+# Offline validation of the Kubernetes manifests (tests/deploy.rs).
+if ! command -v kubernetes-validate >/dev/null; then
+  echo "tests/run.sh: installing kubernetes-validate (validates deploy/kubernetes)"
+  python3 -m pip install --quiet --root-user-action=ignore kubernetes-validate==1.37.0
 fi
 
 cargo test --all-targets
