@@ -104,7 +104,7 @@ for path in sys.argv[1:]:
         pod = doc["spec"]["template"]["spec"]
         need(pod.get("automountServiceAccountToken") is False, where, "automountServiceAccountToken: false")
         need(pod.get("enableServiceLinks") is False, where,
-             "enableServiceLinks: false (upslot refuses UPSLOT_* variables that are not config keys)")
+             "enableServiceLinks: false (UPSLOT_* variables are configuration)")
         need(pod.get("terminationGracePeriodSeconds", 30) > 30, where,
              "terminationGracePeriodSeconds above server.shutdown_grace (30 s)")
         psc = pod.get("securityContext", {})

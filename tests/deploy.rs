@@ -66,24 +66,35 @@ fn dashboard_is_an_importable_model() {
     check("dashboard");
 }
 
-/// Why every pod spec under `deploy/kubernetes` turns service links off
-/// (`deploy/check.sh kubernetes` insists on it): a Service named `upslot`
-/// would give its pods `UPSLOT_SERVICE_HOST` and friends, which upslot
-/// refuses as configuration.
+/// A Service named `upslot` gives every pod of its namespace (not only
+/// the ones in deploy/kubernetes, which turn service links off)
+/// `UPSLOT_SERVICE_HOST` and friends: upslot must start regardless, and
+/// still refuse a mistyped key.
 #[test]
-fn service_link_variables_stop_upslot() {
-    let out = Command::new(env!("CARGO_BIN_EXE_upslot"))
-        .arg("check-config")
-        .env_remove("UPSLOT_CONFIG")
-        .env("UPSLOT_SERVICE_HOST", "10.96.0.10")
-        .output()
-        .unwrap();
+fn service_link_variables_do_not_stop_upslot() {
+    let check_config = |name: &str, value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_upslot"))
+            .arg("check-config")
+            .env_remove("UPSLOT_CONFIG")
+            .env(name, value)
+            .output()
+            .unwrap()
+    };
+    for (name, value) in [
+        ("UPSLOT_SERVICE_HOST", "10.96.0.10"),
+        ("UPSLOT_PORT_5050_TCP_ADDR", "10.96.0.10"),
+        ("UPSLOT_ADMIN_SERVICE_PORT", "5051"),
+    ] {
+        let out = check_config(name, value);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = check_config("UPSLOT_SECRET", "x");
     assert_eq!(out.status.code(), Some(64));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("UPSLOT_SERVICE_HOST"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UPSLOT_SECRET"));
 }
 
 #[tokio::test]

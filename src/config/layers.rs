@@ -15,6 +15,35 @@ pub const ENV_PREFIX: &str = "UPSLOT_";
 /// Environment variables with this prefix that are not config keys.
 const ENV_NOT_KEYS: &[&str] = &["UPSLOT_CONFIG"];
 
+/// Whether `name` has the shape of a variable Kubernetes (or Docker's
+/// legacy links) gives every pod for a Service whose name starts with
+/// `upslot`: `UPSLOT_SERVICE_HOST`, `UPSLOT_SERVICE_PORT[_<port name>]`,
+/// `UPSLOT_PORT`, `UPSLOT_PORT_5050_TCP[_PROTO|_PORT|_ADDR]`, and the same
+/// after `UPSLOT_ADMIN_` and the like. None holds `__`, which every config
+/// key does, so none can be a mistyped key of a section.
+fn is_service_link(name: &str) -> bool {
+    if name.contains("__") {
+        return false;
+    }
+    let words: Vec<&str> = name.split('_').collect();
+    let service = words
+        .windows(2)
+        .any(|pair| pair == ["SERVICE", "HOST"] || pair == ["SERVICE", "PORT"]);
+    let port = match words.iter().rposition(|word| *word == "PORT") {
+        Some(at) => match &words[at + 1..] {
+            [] => true,
+            [number, protocol, rest @ ..] => {
+                number.bytes().all(|b| b.is_ascii_digit())
+                    && ["TCP", "UDP", "SCTP"].contains(protocol)
+                    && matches!(rest, [] | ["PROTO" | "PORT" | "ADDR"])
+            }
+            _ => false,
+        },
+        None => false,
+    };
+    service || port
+}
+
 /// Parses TOML text into a table, naming `origin` in errors.
 pub(super) fn parse(text: &str, origin: &str) -> Result<Table, ConfigError> {
     text.parse::<Table>().map_err(|e| ConfigError::Syntax {
@@ -48,7 +77,7 @@ pub(super) fn apply_env(
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
-        if ENV_NOT_KEYS.contains(&name.as_str()) {
+        if ENV_NOT_KEYS.contains(&name.as_str()) || is_service_link(name) {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
@@ -114,6 +143,36 @@ fn typed_env_value(existing: Option<&Value>, raw: &str) -> Result<Value, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubernetes_service_links_are_not_keys() {
+        for name in [
+            "UPSLOT_SERVICE_HOST",
+            "UPSLOT_SERVICE_PORT",
+            "UPSLOT_SERVICE_PORT_HTTP",
+            "UPSLOT_PORT",
+            "UPSLOT_PORT_5050_TCP",
+            "UPSLOT_PORT_5050_TCP_PROTO",
+            "UPSLOT_PORT_5050_TCP_PORT",
+            "UPSLOT_PORT_5050_TCP_ADDR",
+            "UPSLOT_ADMIN_SERVICE_HOST",
+            "UPSLOT_ADMIN_PORT_5051_TCP_ADDR",
+        ] {
+            let mut table = Table::new();
+            let env = BTreeMap::from([(name.to_string(), "10.96.0.10".to_string())]);
+            apply_env(&mut table, &env).unwrap();
+            assert!(table.is_empty(), "{name}");
+        }
+        for typo in [
+            "UPSLOT_SECRET",
+            "UPSLOT_SERVICE",
+            "UPSLOT_PORT_HTTP",
+            "UPSLOT_PORTS",
+        ] {
+            let env = BTreeMap::from([(typo.to_string(), "x".to_string())]);
+            assert!(apply_env(&mut Table::new(), &env).is_err(), "{typo}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
