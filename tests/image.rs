@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::chroot::{self, Process, Root};
+use common::oci::Image;
 use common::{Put, SECRET, client, data};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -77,7 +78,7 @@ async fn image_builds_and_serves_as_its_config_says() {
     eprint!("{summary}");
 
     let image = Image::open(&out.join("oci"), &format!("upslot:{VERSION}"));
-    let config = image.check_config(repo);
+    let config = RunConfig::of(&image, repo);
 
     // The oci-archive holds the same image, as skopeo (and so podman) reads it.
     let archive = out.join(format!("upslot-{VERSION}.oci.tar"));
@@ -207,15 +208,6 @@ async fn image_builds_and_serves_as_its_config_says() {
     }
 }
 
-/// An image in an OCI layout, its blobs checked against their digests.
-struct Image {
-    manifest: Value,
-    manifest_digest: String,
-    config: Value,
-    layer_size: u64,
-    layer_tar_size: u64,
-}
-
 /// What the image config tells a runtime to do.
 struct RunConfig {
     user: (u32, u32),
@@ -224,78 +216,11 @@ struct RunConfig {
     env: Vec<(String, String)>,
 }
 
-impl Image {
-    fn open(layout: &Path, name: &str) -> Image {
-        let read_json = |path: PathBuf| -> Value {
-            let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            serde_json::from_slice(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        };
-        assert_eq!(
-            read_json(layout.join("oci-layout"))["imageLayoutVersion"],
-            "1.0.0"
-        );
-        let index = read_json(layout.join("index.json"));
-        let manifests = index["manifests"].as_array().expect("manifests");
-        assert_eq!(manifests.len(), 1, "one image in the layout: {index}");
-        let descriptor = &manifests[0];
-        assert_eq!(
-            descriptor["annotations"]["org.opencontainers.image.ref.name"], name,
-            "podman load names the image after this"
-        );
-        let manifest_digest = descriptor["digest"].as_str().expect("digest").to_string();
-        let manifest: Value = serde_json::from_slice(&blob(layout, descriptor)).expect("manifest");
-        assert_eq!(
-            manifest["mediaType"],
-            "application/vnd.oci.image.manifest.v1+json"
-        );
-        assert_eq!(
-            manifest["config"]["mediaType"],
-            "application/vnd.oci.image.config.v1+json"
-        );
-        let config: Value =
-            serde_json::from_slice(&blob(layout, &manifest["config"])).expect("config");
-        let layers = manifest["layers"].as_array().expect("layers");
-        assert_eq!(layers.len(), 1, "one layer");
-        assert_eq!(
-            layers[0]["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        );
-        blob(layout, &layers[0]);
-        // The diff_id is the digest of the layer as tar.
-        let digest = layers[0]["digest"].as_str().expect("digest");
-        let path = layout
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:"));
-        let mut gunzip = Command::new("gzip")
-            .arg("-dc")
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("gzip");
-        let mut hasher = Sha256::new();
-        let layer_tar_size = std::io::copy(&mut gunzip.stdout.take().expect("stdout"), &mut hasher)
-            .expect("read the layer");
-        assert!(
-            gunzip.wait().expect("gzip").success(),
-            "the layer is not gzip"
-        );
-        assert_eq!(
-            config["rootfs"]["diff_ids"],
-            serde_json::json!([format!("sha256:{}", hex::encode(hasher.finalize()))])
-        );
-        Image {
-            layer_size: layers[0]["size"].as_u64().expect("size"),
-            manifest,
-            manifest_digest,
-            config,
-            layer_tar_size,
-        }
-    }
-
+impl RunConfig {
     /// Checks what a runtime reads from the config and the annotations;
     /// returns how to run it.
-    fn check_config(&self, repo: &Path) -> RunConfig {
-        let c = &self.config;
+    fn of(image: &Image, repo: &Path) -> RunConfig {
+        let c = &image.config;
         assert_eq!(c["os"], "linux");
         let arch = match std::env::consts::ARCH {
             "x86_64" => "amd64",
@@ -327,7 +252,10 @@ impl Image {
         for key in ANNOTATIONS {
             let value = labels[key].as_str().unwrap_or_default();
             assert!(!value.is_empty(), "label {key} missing: {labels}");
-            assert_eq!(self.manifest["annotations"][key], value, "annotation {key}");
+            assert_eq!(
+                image.manifest["annotations"][key], value,
+                "annotation {key}"
+            );
         }
         assert_eq!(labels["org.opencontainers.image.title"], "upslot");
         assert_eq!(labels["org.opencontainers.image.version"], VERSION);
@@ -397,25 +325,6 @@ impl Image {
             env,
         }
     }
-}
-
-/// The blob `descriptor` points to, after checking its size and digest.
-fn blob(layout: &Path, descriptor: &Value) -> Vec<u8> {
-    let digest = descriptor["digest"].as_str().expect("a digest");
-    let hex_digest = digest.strip_prefix("sha256:").expect("a sha256 digest");
-    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex_digest))
-        .unwrap_or_else(|e| panic!("blob {digest}: {e}"));
-    assert_eq!(
-        Some(bytes.len() as u64),
-        descriptor["size"].as_u64(),
-        "size of {digest}"
-    );
-    assert_eq!(
-        hex::encode(Sha256::digest(&bytes)),
-        hex_digest,
-        "content of {digest}"
-    );
-    bytes
 }
 
 /// The unpacked root holds what the script says, with the owners and modes

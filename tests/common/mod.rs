@@ -20,6 +20,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod chroot;
+pub mod debian;
+pub mod oci;
 pub mod postgres;
 pub mod requests;
 pub mod s3;
