@@ -123,8 +123,9 @@ for path in sys.argv[1:]:
                  cw, "resource requests and limits")
             ready = c.get("readinessProbe", {}).get("httpGet", {})
             need(ready.get("path") == "/health", cw, "readinessProbe on GET /health")
-            need("httpGet" not in c.get("livenessProbe", {"httpGet": None}), cw,
-                 "a livenessProbe that does not ask /health (it is 503 while the index is down)")
+            live = c.get("livenessProbe", {}).get("httpGet", {})
+            need(live.get("path") == "/live", cw,
+                 "livenessProbe on GET /live (/health is 503 while the index is down)")
 if problems:
     print(*problems, sep="\n", file=sys.stderr)
     sys.exit(1)

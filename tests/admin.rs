@@ -101,6 +101,7 @@ async fn each_admin_path_names_the_methods_it_takes() {
     for (method, path, allow) in [
         (Method::DELETE, "/metrics", "GET"),
         (Method::POST, "/health", "GET, HEAD"),
+        (Method::POST, "/live", "GET, HEAD"),
         (Method::PUT, "/sweep", "GET, POST"),
         (Method::PUT, "/owners/alice@example.org", "GET, DELETE"),
         (Method::POST, "/owners/alice%40example.org", "GET, DELETE"),

@@ -406,6 +406,14 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(s3.keys(BUCKET).len(), 1, "nothing partial is left");
+    // Not ready, but alive: a liveness probe restarts nothing a restart
+    // could not fix.
+    let live = client()
+        .get(format!("{}/live", server.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
     // The scrape still answers, so the alert on upslot_index_up can fire;
     // what only the index knows is left out instead of made up.
     let text = metrics(&server).await;

@@ -2,7 +2,9 @@
 //! erasure and the right of access. It must never be reachable from
 //! outside (default 127.0.0.1:5051).
 //!
-//! - `GET /health`: storage and index reachability (200 or 503);
+//! - `GET /health`: storage and index reachability (200 or 503), for
+//!   readiness;
+//! - `GET /live`: 200 whenever the process serves HTTP, for liveness;
 //! - `GET /metrics`: Prometheus text;
 //! - `GET /stats`: counts, bytes and an age histogram (`upslot stats`);
 //! - `GET /sweep`: what a pass would delete now (`upslot sweep --dry-run`);
@@ -51,6 +53,10 @@ pub(super) async fn serve(
             }
             Ok(text(report.json(), "application/json"))
         }
+        AdminRoute::Live => Ok(text(
+            "{\"status\":\"ok\"}\n".to_string(),
+            "application/json",
+        )),
         AdminRoute::Metrics => Ok(text(scrape(app, now).await, metrics::CONTENT_TYPE)),
         AdminRoute::Stats => Ok(text(report::stats(&app.files, now).await?, TEXT)),
         AdminRoute::SweepPreview => Ok(text(report::preview(&app.files, now).await?, TEXT)),

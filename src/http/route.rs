@@ -70,6 +70,10 @@ fn not_found_for_reads(error: ApiError) -> ApiError {
 pub enum AdminRoute {
     /// `GET /health` (or `HEAD`): storage and index reachability.
     Health,
+    /// `GET /live` (or `HEAD`): the process answers HTTP, whatever storage
+    /// and the index do (a liveness probe that restarts nothing during an
+    /// outage a restart cannot fix).
+    Live,
     /// `GET /metrics`: Prometheus text.
     Metrics,
     /// `GET /stats`: counts, bytes and an age histogram.
@@ -115,6 +119,7 @@ pub fn route_admin(method: &Method, path: &str) -> Result<AdminRoute, ApiError> 
     }
     let (allow, route) = match path {
         "/health" => ("GET, HEAD", AdminRoute::Health),
+        "/live" => ("GET, HEAD", AdminRoute::Live),
         "/metrics" => ("GET", AdminRoute::Metrics),
         "/stats" => ("GET", AdminRoute::Stats),
         "/sweep" if *method == Method::POST => return Ok(AdminRoute::Sweep),
@@ -123,7 +128,8 @@ pub fn route_admin(method: &Method, path: &str) -> Result<AdminRoute, ApiError> 
         "/policy/providers" => ("GET", AdminRoute::Policy(Format::Providers)),
         _ => return Err(ApiError::NotFound),
     };
-    let head_allowed = route == AdminRoute::Health && *method == Method::HEAD;
+    let head_allowed =
+        matches!(route, AdminRoute::Health | AdminRoute::Live) && *method == Method::HEAD;
     if *method == Method::GET || head_allowed {
         Ok(route)
     } else {
@@ -214,6 +220,9 @@ mod tests {
         let admin = |method: Method, path: &str| route_admin(&method, path);
         assert_eq!(admin(Method::GET, "/health").unwrap(), AdminRoute::Health);
         assert_eq!(admin(Method::HEAD, "/health").unwrap(), AdminRoute::Health);
+        assert_eq!(admin(Method::GET, "/live").unwrap(), AdminRoute::Live);
+        assert_eq!(admin(Method::HEAD, "/live").unwrap(), AdminRoute::Live);
+        assert!(admin(Method::POST, "/live").is_err());
         assert_eq!(admin(Method::GET, "/metrics").unwrap(), AdminRoute::Metrics);
         assert_eq!(admin(Method::GET, "/stats").unwrap(), AdminRoute::Stats);
         assert_eq!(
