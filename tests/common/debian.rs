@@ -185,6 +185,7 @@ pub struct Unit {
     exec_start: Vec<String>,
     user: String,
     working_directory: String,
+    documentation: Vec<String>,
 }
 
 impl Unit {
@@ -205,7 +206,16 @@ impl Unit {
                 .collect(),
             user: value("User"),
             working_directory: value("WorkingDirectory"),
+            documentation: value("Documentation")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
         }
+    }
+
+    /// The links of its `Documentation=` line.
+    pub fn documentation(&self) -> &[String] {
+        &self.documentation
     }
 
     /// Starts the unit's ExecStart as its User in its WorkingDirectory
