@@ -1,4 +1,4 @@
-//! Interoperability with real XMPP servers and a real XMPP client.
+//! Interoperability with real XMPP servers and real XMPP clients.
 //!
 //! Each test starts its own upslot and its own XMPP server (Prosody 0.12 or
 //! ejabberd 23.01, from the Debian packages) on free loopback ports, then:
@@ -25,6 +25,11 @@
 //! Quotas (`interop/quota.rs`): an upload over alice's daily limit fails,
 //! and upslot's sentence saying why reaches her slixmpp client.
 //!
+//! A second client (`interop/sendxmpp.rs`): go-sendxmpp, a Go program from
+//! Debian, uploads through Prosody (v1, v2, JWT) and ejabberd over
+//! STARTTLS (the servers offer it with a throwaway certificate; slixmpp
+//! keeps to clear text), and the test fetches its file and compares bytes.
+//!
 //! A missing package or a server that does not start fails the test with the
 //! reason and the server's log; nothing is skipped. Every process is stopped
 //! when its guard drops, panics included. The client is
@@ -41,6 +46,8 @@ mod harness;
 mod prosody;
 #[path = "interop/quota.rs"]
 mod quota;
+#[path = "interop/sendxmpp.rs"]
+mod sendxmpp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -220,6 +227,77 @@ fn prosody_inband_unregistration_erases_uploads() {
 /// The scenario of every test: alice uploads [`FILES`] through `xmpp` and
 /// upslot and sends the URLs to bob, who downloads them. `url_base` is what
 /// every slot URL must start with.
+#[test]
+fn go_sendxmpp_through_prosody_v1() {
+    let upslot = Upslot::start_with("", "", "", &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody = Prosody::start(Upload::External { protocol: "v1" }, &base, SECRET)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    send_with_go_sendxmpp(&upslot, &prosody.xmpp, &base);
+}
+
+#[test]
+fn go_sendxmpp_through_prosody_v2() {
+    let upslot = Upslot::start_with("", "", "", &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody = Prosody::start(Upload::External { protocol: "v2" }, &base, SECRET)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    send_with_go_sendxmpp(&upslot, &prosody.xmpp, &base);
+}
+
+#[test]
+fn go_sendxmpp_through_prosody_jwt() {
+    let upslot = Upslot::start_with("", "", "", &[]);
+    let base = format!("{}/", upslot.base_url);
+    let prosody =
+        Prosody::start(Upload::FileShare, &base, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
+    send_with_go_sendxmpp(&upslot, &prosody.xmpp, &base);
+}
+
+#[test]
+fn go_sendxmpp_through_ejabberd() {
+    let upslot = Upslot::start_with("base_path = \"/upload/\"", "", "", &[]);
+    let prefix = format!("{}/upload", upslot.base_url);
+    let ejabberd = Ejabberd::start(&prefix, SECRET).unwrap_or_else(|e| panic!("{e:#}"));
+    send_with_go_sendxmpp(&upslot, &ejabberd.xmpp, &format!("{prefix}/"));
+}
+
+/// alice sends the first test file to bob with go-sendxmpp; the test GETs
+/// the URL from the slot and compares the bytes.
+fn send_with_go_sendxmpp(upslot: &Upslot, xmpp: &XmppServer, url_base: &str) {
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut logs = xmpp.logs.clone();
+    logs.push((
+        "go-sendxmpp.out".to_string(),
+        work.path().join("go-sendxmpp.out"),
+    ));
+    let _print_logs_on_failure = LogsOnFailure::new(upslot, logs);
+    let file = &FILES[0];
+    let bytes = pseudo_random(file.seed, file.size);
+    let path = work.path().join(file.name);
+    std::fs::write(&path, &bytes).expect("write test file");
+
+    let to = format!("{}@{}", BOB.0, xmpp.domain);
+    let url = sendxmpp::send_file(xmpp, ALICE, &to, &path, work.path())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("go-sendxmpp's slot: {url}");
+    assert!(url.starts_with(url_base), "{url} is not under {url_base}");
+    let fetched = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let response = common::client().get(&url).send().await.expect("GET");
+            assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {url}");
+            response.bytes().await.expect("body")
+        });
+    assert_eq!(
+        hex::encode(Sha256::digest(&fetched)),
+        hex::encode(Sha256::digest(&bytes)),
+        "the file served is not the file go-sendxmpp sent"
+    );
+    let upload = serde_json::json!({ "get_url": url });
+    assert_no_stored_names(upslot, &[upload], &format!("{}@{}", ALICE.0, xmpp.domain));
+}
+
 fn share_files(upslot: &Upslot, xmpp: &XmppServer, url_base: &str, token: Token) {
     let work = tempfile::tempdir().expect("tempdir");
     let mut logs = xmpp.logs.clone();

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what .ci/run calls.
 #
-# 1. Makes sure the real XMPP servers and client the interoperability tests
-#    drive, python3-cryptography (tests/at_rest.rs decrypts blobs with it,
+# 1. Makes sure the real XMPP servers and clients (slixmpp, go-sendxmpp)
+#    the interoperability tests drive, python3-cryptography (tests/at_rest.rs decrypts blobs with it,
 #    independently of upslot), and the packaging and operations tools
 #    (lintian and mmdebstrap for tests/debian.rs, umoci, skopeo and jq for
 #    tests/image.rs, prometheus's promtool for tests/deploy.rs) are
@@ -32,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp python3-cryptography erlang-base openssl procps postgresql
+packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp go-sendxmpp python3-cryptography erlang-base openssl procps postgresql
   lintian mmdebstrap umoci skopeo jq binutils prometheus)
 missing=()
 for package in "${packages[@]}"; do

@@ -212,3 +212,18 @@ impl Drop for LogsOnFailure<'_> {
         eprintln!("{}", tail_logs(&self.files, 300));
     }
 }
+
+/// A throwaway self-signed certificate for `domain` and its key, as PEM:
+/// lets an XMPP server offer STARTTLS to clients that do not verify it.
+/// Valid from last year to the year after next: rcgen's default end, the
+/// year 4096, makes ejabberd's certificate check fail.
+pub(crate) fn self_signed_for(domain: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let mut params =
+        rcgen::CertificateParams::new(vec![domain.to_string()]).expect("certificate params");
+    let year = 1970 + (crate::common::unix_now() / 31_556_952) as i32;
+    params.not_before = rcgen::date_time_ymd(year - 1, 1, 1);
+    params.not_after = rcgen::date_time_ymd(year + 2, 1, 1);
+    let cert = params.self_signed(&key).expect("a certificate");
+    (cert.pem(), key.serialize_pem())
+}

@@ -89,6 +89,11 @@ impl Prosody {
         for d in ["data", "certs"] {
             std::fs::create_dir(dir.path().join(d))?;
         }
+        // A throwaway certificate: STARTTLS is offered (go-sendxmpp will not
+        // authenticate without it), never required (slixmpp stays in clear).
+        let (cert, key) = crate::harness::self_signed_for("upslot.test");
+        std::fs::write(dir.path().join("certs/upslot.test.crt"), cert)?;
+        std::fs::write(dir.path().join("certs/upslot.test.key"), key)?;
 
         match launch(&config, dir.path(), &xmpp) {
             Ok(proc) => Ok(Prosody {
@@ -234,7 +239,7 @@ fn config_text(
 run_as_root = true -- CI runs as root; Prosody refuses that otherwise
 pidfile = {pidfile}
 data_path = {data}
-certificates = {certs} -- empty: no TLS on loopback
+certificates = {certs} -- a throwaway certificate for STARTTLS
 log = {{ debug = {log} }}
 
 -- Loopback c2s on a free port; no s2s, no HTTP, no components port.
@@ -244,9 +249,9 @@ s2s_ports = {{}}
 http_ports = {{}}
 https_ports = {{}}
 component_ports = {{}}
-c2s_require_encryption = false -- SCRAM in clear, loopback only
+c2s_require_encryption = false -- STARTTLS offered, SCRAM in clear allowed (loopback only)
 authentication = "internal_hashed"
-modules_enabled = {{ "roster", "saslauth", "disco", "ping"{erase_modules} }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{erase_modules} }}
 {erase}
 VirtualHost "upslot.test"
 
