@@ -61,11 +61,7 @@ fn main() -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     // `upslot help` exists, but has no page of its own.
     let cli = upslot::cli::Cli::command().disable_help_subcommand(true);
-    let commands: Vec<clap::Command> = cli
-        .get_subcommands()
-        .filter(|command| command.get_name() != "help")
-        .cloned()
-        .collect();
+    let commands: Vec<clap::Command> = cli.get_subcommands().cloned().collect();
 
     let mut page = BufWriter::new(File::create(dir.join("upslot.1"))?);
     Man::new(cli.clone()).render(&mut page)?;

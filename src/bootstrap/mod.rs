@@ -209,7 +209,6 @@ pub async fn prepare(config: &Config) -> Result<Prepared, StartError> {
         },
         tls,
         limits: Limits {
-            max_connections: server.max_connections,
             header_timeout: server.header_timeout.0,
             tls_handshake_timeout: server.tls_handshake_timeout.0,
             shutdown_grace: server.shutdown_grace.0,

@@ -171,12 +171,16 @@ impl Files {
             .sum())
     }
 
-    /// Writes the data layer's metrics at `now` into `out`: first the
-    /// counters kept in memory, then the gauges read from the index and
-    /// the keyring (an error leaves those out).
-    pub async fn expose(&self, now: i64, out: &mut Exposition) -> Result<(), FilesError> {
+    /// Writes the data layer's metrics kept in memory into `out`: they are
+    /// there whatever the index does.
+    pub fn expose_counters(&self, out: &mut Exposition) {
         self.encryption.expose_counters(out);
         self.quotas.expose(out);
+    }
+
+    /// Writes the gauges read from the index and the keyring at `now` into
+    /// `out`.
+    pub async fn expose_gauges(&self, now: i64, out: &mut Exposition) -> Result<(), FilesError> {
         let stats = self.stats().await?;
         let overdue = self.overdue(now).await?;
         let oldest_age = stats
@@ -266,7 +270,7 @@ mod tests {
         let f = fixture();
         upload(&f.files, 1, 1000).await.unwrap();
         let mut out = Exposition::new();
-        f.files.expose(1000 + KEEP, &mut out).await.unwrap();
+        f.files.expose_gauges(1000 + KEEP, &mut out).await.unwrap();
         let text = out.finish();
         assert!(text.contains("\nupslot_files_stored 1\n"), "{text}");
         assert!(text.contains("\nupslot_bytes_stored 3\n"), "{text}");

@@ -86,8 +86,9 @@ pub(super) async fn serve(
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// `GET /metrics`. Storage and the index are probed first, as `/health`
-/// does; the gauges read from the index are left out while it fails, but
-/// the scrape still answers, so `upslot_index_up` can raise the alert.
+/// does; the gauges read from the index are left out while it fails
+/// (without waiting for it a second time), but the scrape still answers,
+/// so `upslot_index_up` can raise the alert.
 async fn scrape(app: &App, now: i64) -> String {
     let health = health::probe(&app.files).await;
     let mut out = Exposition::new();
@@ -102,7 +103,10 @@ async fn scrape(app: &App, now: i64) -> String {
         "1 when the index answered this scrape's probe, else 0.",
         up(health.index),
     );
-    if let Err(error) = app.files.expose(now, &mut out).await {
+    app.files.expose_counters(&mut out);
+    if health.index
+        && let Err(error) = app.files.expose_gauges(now, &mut out).await
+    {
         tracing::warn!(%error, "metrics: the index gauges could not be read");
     }
     app.sweep_metrics.expose(&mut out);

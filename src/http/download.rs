@@ -72,7 +72,9 @@ pub(super) async fn get(
         HeaderValue::from(bytes.end - bytes.start),
     );
     if !head && bytes.end > bytes.start {
+        let length = bytes.end - bytes.start;
         *response.body_mut() = body::stream(app.files.read(record, bytes, now).await?);
+        app.traffic.served(length);
     } else {
         // Nothing is read: still answer as a GET would for a lost key.
         app.files.ensure_readable(record, now).await?;

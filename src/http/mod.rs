@@ -93,9 +93,6 @@ pub async fn serve_public(
     // log at info.
     let routine = matches!(method, Method::GET | Method::HEAD | Method::OPTIONS) && code.is_none();
     app.traffic.record(&method, response.status(), code);
-    if method == Method::GET && response.status().is_success() {
-        app.traffic.served(content_length(&response));
-    }
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_millis() as u64;
     if routine {
@@ -112,16 +109,6 @@ pub async fn serve_public(
         );
     }
     Ok(response)
-}
-
-/// The `Content-Length` of `response`, or 0 when it has none (a redirect).
-fn content_length(response: &Response<Body>) -> u64 {
-    response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Remembers a failed attempt by `client` (in memory only).

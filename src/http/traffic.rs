@@ -8,10 +8,11 @@
 //! becomes a label.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use http::{Method, StatusCode};
+use tokio::sync::Semaphore;
 
 use crate::metrics::{Counter, Exposition};
 
@@ -26,7 +27,7 @@ pub struct Traffic {
     refusals: Mutex<BTreeMap<&'static str, u64>>,
     uploaded_bytes: Counter,
     served_bytes: Counter,
-    connections_open: AtomicU64,
+    connection_slots: Arc<Semaphore>,
     connections_refused: Counter,
     connections_max: usize,
 }
@@ -42,7 +43,7 @@ impl Traffic {
             refusals: Mutex::new(BTreeMap::new()),
             uploaded_bytes: Counter::default(),
             served_bytes: Counter::default(),
-            connections_open: AtomicU64::new(0),
+            connection_slots: Arc::new(Semaphore::new(connections_max)),
             connections_refused: Counter::default(),
             connections_max,
         }
@@ -68,17 +69,17 @@ impl Traffic {
         self.uploaded_bytes.add(bytes);
     }
 
-    /// Counts the file bytes a GET response is about to send (what was
-    /// promised in its `Content-Length`, whether or not the client read it
-    /// all).
+    /// Counts the file bytes a GET response is about to send (its
+    /// `Content-Length`, whether or not the client reads it all).
     pub fn served(&self, bytes: u64) {
         self.served_bytes.add(bytes);
     }
 
-    /// Counts a connection as open until the returned guard is dropped.
-    pub fn open_connection(&self) -> OpenConnection<'_> {
-        self.connections_open.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(self)
+    /// The `connections_max` slots connections hold from accept to close:
+    /// the server takes one per connection, and the slots taken are the
+    /// connections open.
+    pub fn connection_slots(&self) -> &Arc<Semaphore> {
+        &self.connection_slots
     }
 
     /// Counts a connection closed at accept because the limit was reached.
@@ -131,7 +132,7 @@ impl Traffic {
         out.gauge(
             "upslot_connections_open",
             "Connections open now, public and admin.",
-            self.connections_open.load(Ordering::Relaxed),
+            self.connections_max - self.connection_slots.available_permits(),
         );
         out.gauge(
             "upslot_connections_max",
@@ -143,15 +144,6 @@ impl Traffic {
             "Connections closed at accept because server.max_connections were open.",
             self.connections_refused.get(),
         );
-    }
-}
-
-/// A connection counted as open; dropping it counts it closed.
-pub struct OpenConnection<'a>(&'a Traffic);
-
-impl Drop for OpenConnection<'_> {
-    fn drop(&mut self) {
-        self.0.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -227,8 +219,12 @@ mod tests {
     #[test]
     fn connections_are_counted_while_open() {
         let traffic = Traffic::new(10);
-        let first = traffic.open_connection();
-        let second = traffic.open_connection();
+        let first = Arc::clone(traffic.connection_slots())
+            .try_acquire_owned()
+            .unwrap();
+        let second = Arc::clone(traffic.connection_slots())
+            .try_acquire_owned()
+            .unwrap();
         drop(first);
         assert!(scrape(&traffic).contains("upslot_connections_open 1\n"));
         drop(second);

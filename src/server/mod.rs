@@ -30,8 +30,6 @@ use connection::{Accepted, Service, Shared};
 /// Limits applied at the edge, before any handler runs.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more are closed at accept.
-    pub max_connections: usize,
     /// Time a connection may be idle: from accept (TLS handshake included)
     /// to its first complete request head, and from the end of each
     /// response (its last byte written) to the next request head. HTTP/1
@@ -58,7 +56,9 @@ pub async fn run(
 ) {
     let tracker = TaskTracker::new();
     let hard_stop = CancellationToken::new();
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    // Connections served at once (server.max_connections); more are closed
+    // at accept. /metrics counts the slots taken.
+    let connections = Arc::clone(app.traffic.connection_slots());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -152,9 +152,7 @@ async fn accept_loop(
             at,
         };
         tracker.spawn(async move {
-            let open = shared.app.traffic.open_connection();
             connection::serve(accepted, &shared).await;
-            drop(open);
             drop(permit);
         });
     }
