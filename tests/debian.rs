@@ -20,9 +20,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use common::chroot::{require_root, require_tool, run};
-use common::debian::{Debian, Unit, free_port, stop};
+use common::debian::{Debian, Unit, free_port};
 use common::{client, data, v1_mac};
 use reqwest::StatusCode;
 
@@ -228,7 +229,7 @@ async fn installs_serves_upgrades_removes_and_purges_in_a_clean_debian_12_root()
         .send();
     assert_eq!(put.await.unwrap().status(), StatusCode::CREATED);
     assert_eq!(download(&base, slot).await, body);
-    stop(&mut server);
+    server.terminate(Duration::from_secs(30));
     let stored = debian.files_below("/var/lib/upslot");
     assert!(stored.len() >= 2, "blob and index: {stored:?}");
 
@@ -241,7 +242,7 @@ async fn installs_serves_upgrades_removes_and_purges_in_a_clean_debian_12_root()
     debian.assert_never_started();
     let mut server = unit.start(&debian, uid, gid);
     assert_eq!(download(&base, slot).await, body);
-    stop(&mut server);
+    server.terminate(Duration::from_secs(30));
 
     // Remove: the service is stopped, the data and the config stay.
     debian.apt(&["remove", "--yes", "upslot"]);

@@ -14,9 +14,9 @@
 mod common;
 
 use common::s3::S3Server;
-use common::{Upslot, client, data, put_request};
+use common::{Upslot, client, client_without_redirects, data, put_request};
+use reqwest::StatusCode;
 use reqwest::header::{self, HeaderName};
-use reqwest::{Client, StatusCode};
 
 /// Large enough for several S3 parts' worth of ranges to differ.
 const SIZE: usize = 200_000;
@@ -61,7 +61,11 @@ async fn conformance(server: &Upslot, redirected: bool) {
     assert_eq!(response.status(), StatusCode::CREATED);
 
     // HEAD is always answered by upslot itself, never redirected.
-    let head = no_redirects().head(server.url(SLOT)).send().await.unwrap();
+    let head = client_without_redirects()
+        .head(server.url(SLOT))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(head.status(), StatusCode::OK);
     let value = |name: HeaderName| head.headers()[name].to_str().unwrap().to_string();
     assert_eq!(value(header::CONTENT_LENGTH), SIZE.to_string());
@@ -70,7 +74,11 @@ async fn conformance(server: &Upslot, redirected: bool) {
     let etag = value(header::ETAG);
     assert!(head.bytes().await.unwrap().is_empty(), "HEAD has no body");
 
-    let first = no_redirects().get(server.url(SLOT)).send().await.unwrap();
+    let first = client_without_redirects()
+        .get(server.url(SLOT))
+        .send()
+        .await
+        .unwrap();
     let expected = if redirected {
         StatusCode::TEMPORARY_REDIRECT
     } else {
@@ -109,13 +117,4 @@ async fn conformance(server: &Upslot, redirected: bool) {
         );
         assert_eq!(response.bytes().await.unwrap(), &body[from..=to], "{what}");
     }
-}
-
-/// A client that shows redirects instead of following them.
-fn no_redirects() -> Client {
-    Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
 }

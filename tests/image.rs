@@ -178,13 +178,7 @@ async fn image_builds_and_serves_as_its_config_says() {
         .expect("GET /health");
     assert_eq!(response.status(), StatusCode::OK);
 
-    server.signal("TERM");
-    let status = server.wait(Duration::from_secs(40));
-    assert!(
-        status.success(),
-        "upslot in the image ended with {status} after SIGTERM\n{}",
-        server.report()
-    );
+    server.terminate(Duration::from_secs(40));
     assert!(
         server
             .stderr_lines()

@@ -9,18 +9,13 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::s3::S3Server;
-use common::{Upslot, client, data, health, metric, metrics, put_request, raw, wait_for};
-use reqwest::{Client, StatusCode, header};
+use common::{
+    Upslot, client, client_without_redirects, data, health, metric, metrics, put_request, raw,
+    wait_for,
+};
+use reqwest::{StatusCode, header};
 
 const BUCKET: &str = "uploads";
-
-fn no_redirects() -> Client {
-    Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// PUTs `body` to `path` as an image/png.
 async fn put(server: &Upslot, path: &str, body: Vec<u8>) -> StatusCode {
@@ -236,7 +231,7 @@ async fn downloads_offloaded_to_presigned_urls() {
         StatusCode::CREATED
     );
 
-    let response = no_redirects()
+    let response = client_without_redirects()
         .get(server.url("off/a%20b.png"))
         .send()
         .await
@@ -278,7 +273,7 @@ async fn downloads_offloaded_to_presigned_urls() {
     assert_eq!(response.bytes().await.unwrap(), &body[..2]);
 
     // HEAD is answered by upslot with every header clients rely on.
-    let response = no_redirects()
+    let response = client_without_redirects()
         .head(server.url("off/a%20b.png"))
         .send()
         .await
@@ -288,7 +283,7 @@ async fn downloads_offloaded_to_presigned_urls() {
     assert_eq!(response.headers()[header::CONTENT_TYPE], "image/png");
     assert_eq!(response.headers()[header::ACCEPT_RANGES], "bytes");
     // Unknown files are refused by upslot, not redirected.
-    let response = no_redirects()
+    let response = client_without_redirects()
         .get(server.url("off/none.png"))
         .send()
         .await
@@ -308,7 +303,7 @@ async fn downloads_offloaded_to_a_cdn() {
         put(&server, "cdn/a.png", b"cdn bytes".to_vec()).await,
         StatusCode::CREATED
     );
-    let response = no_redirects()
+    let response = client_without_redirects()
         .get(server.url("cdn/a.png"))
         .send()
         .await

@@ -337,6 +337,17 @@ impl Process {
             .arg(self.pid().to_string()));
     }
 
+    /// Stops the program as a service manager does (SIGTERM) and checks
+    /// that it exits with status 0 within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) {
+        self.signal("TERM");
+        let status = self.wait(timeout);
+        if !status.success() {
+            let report = self.report();
+            panic!("{} exited with {status} after SIGTERM\n{report}", self.what);
+        }
+    }
+
     /// Waits for the program to exit (for an [`InRoot`] program, `unshare`
     /// passes its exit status on); panics after `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {

@@ -233,17 +233,6 @@ impl Unit {
     }
 }
 
-/// Stops `server` as systemd does (SIGTERM) and checks it exits cleanly.
-pub fn stop(server: &mut Process) {
-    server.signal("TERM");
-    let status = server.wait(Duration::from_secs(30));
-    assert!(
-        status.success(),
-        "upslot exited with {status}\n{}",
-        server.report()
-    );
-}
-
 /// A port nothing listens on now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -297,6 +297,16 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Like [`client`], but shows redirects instead of following them.
+pub fn client_without_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 /// `len` deterministic bytes, not repeating at buffer boundaries.
 pub fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
