@@ -30,12 +30,22 @@
 //! STARTTLS (the servers offer it with a throwaway certificate; slixmpp
 //! keeps to clear text), and the test fetches its file and compares bytes.
 //!
+//! A web client (`interop/converse.rs`): Converse.js 14 in Debian's
+//! Chromium logs in over Prosody's WebSocket and sends a PNG through its
+//! own file input, with `mod_http_file_share` (JWT) and
+//! `mod_http_upload_external` v2. The browser preflights the PUT; Converse
+//! shows the image it uploaded at its natural size; bob (slixmpp) downloads
+//! the same bytes. A file over upslot's size limit leaves upslot's sentence
+//! in Converse. Screenshots go to `target/screenshots/`.
+//!
 //! A missing package or a server that does not start fails the test with the
 //! reason and the server's log; nothing is skipped. Every process is stopped
 //! when its guard drops, panics included. The client is
 //! `tests/interop/xmpp_client.py`, run with Debian's `/usr/bin/python3`.
 
 mod common;
+#[path = "interop/converse.rs"]
+mod converse;
 #[path = "interop/ejabberd.rs"]
 mod ejabberd;
 #[path = "interop/erase.rs"]
@@ -224,9 +234,26 @@ fn prosody_inband_unregistration_erases_uploads() {
     erase::uploads_erased_on_account_deletion(erase::Deletion::InBand);
 }
 
-/// The scenario of every test: alice uploads [`FILES`] through `xmpp` and
-/// upslot and sends the URLs to bob, who downloads them. `url_base` is what
-/// every slot URL must start with.
+/// Converse.js in Chromium sends an image through Prosody's
+/// `mod_http_file_share` (JWT in `Authorization`): preflight, PUT, the
+/// image shown in the chat, bob's download.
+#[test]
+fn converse_in_chromium_through_prosody_file_share() {
+    converse::converse_sends_an_image(Upload::FileShare, "converse-file-share");
+}
+
+/// The same with `mod_http_upload_external` v2 (the MAC in the query).
+#[test]
+fn converse_in_chromium_through_prosody_external_v2() {
+    converse::converse_sends_an_image(Upload::External { protocol: "v2" }, "converse-external-v2");
+}
+
+/// A file over upslot's size limit: upslot's sentence reaches Converse.
+#[test]
+fn converse_in_chromium_gets_upslots_refusal() {
+    converse::converse_gets_the_refusal();
+}
+
 #[test]
 fn go_sendxmpp_through_prosody_v1() {
     let upslot = Upslot::start_with("", "", "", &[]);
@@ -298,6 +325,9 @@ fn send_with_go_sendxmpp(upslot: &Upslot, xmpp: &XmppServer, url_base: &str) {
     assert_no_stored_names(upslot, &[upload], &format!("{}@{}", ALICE.0, xmpp.domain));
 }
 
+/// The scenario of every slixmpp test: alice uploads [`FILES`] through
+/// `xmpp` and upslot and sends the URLs to bob, who downloads them.
+/// `url_base` is what every slot URL must start with.
 fn share_files(upslot: &Upslot, xmpp: &XmppServer, url_base: &str, token: Token) {
     let work = tempfile::tempdir().expect("tempdir");
     let mut logs = xmpp.logs.clone();

@@ -19,9 +19,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod browser;
 pub mod chroot;
 pub mod debian;
 pub mod oci;
+pub mod png;
 pub mod postgres;
 pub mod requests;
 pub mod s3;

@@ -2,7 +2,9 @@
 //! TLS, two accounts, and one upload component pointing at upslot;
 //! optionally the shipped `deploy/prosody/mod_upslot_erase.lua`, loaded from
 //! the repository through `plugin_paths`, with the admin shell and in-band
-//! account removal enabled so that accounts can be deleted inside the server.
+//! account removal enabled so that accounts can be deleted inside the server;
+//! optionally the WebSocket endpoint a web client (Converse.js) logs in
+//! through, on a free loopback HTTP port.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,9 +34,21 @@ pub(crate) enum Upload<'a> {
     FileShare,
 }
 
+/// What a test adds to the plain server.
+#[derive(Default)]
+struct Extras<'a> {
+    /// Where `mod_upslot_erase` sends account deletions.
+    erase_url: Option<&'a str>,
+    /// Serve `mod_websocket` (and `mod_blocklist`, which Converse.js waits
+    /// for before it opens a chat with someone not in the roster).
+    websocket: bool,
+}
+
 /// A running Prosody; stopped when dropped.
 pub(crate) struct Prosody {
     pub(crate) xmpp: XmppServer,
+    /// `ws://127.0.0.1:PORT/xmpp-websocket`, if started for a web client.
+    pub(crate) websocket_url: Option<String>,
     config: PathBuf,
     _proc: Proc,
     dir: tempfile::TempDir,
@@ -46,7 +60,22 @@ impl Prosody {
     /// accounts of [`XmppServer::users`]. Waits until c2s accepts
     /// connections; on failure the error carries Prosody's log.
     pub(crate) fn start(upload: Upload<'_>, base_url: &str, secret: &str) -> Result<Prosody> {
-        Prosody::start_inner(upload, base_url, secret, None)
+        Prosody::start_inner(upload, base_url, secret, Extras::default())
+    }
+
+    /// Like [`Prosody::start`], plus the WebSocket endpoint (XEP-0156's
+    /// RFC 7395 transport) in [`Prosody::websocket_url`] for a web client,
+    /// and XEP-0191 blocking, as a stock Prosody has it.
+    pub(crate) fn start_for_web(
+        upload: Upload<'_>,
+        base_url: &str,
+        secret: &str,
+    ) -> Result<Prosody> {
+        let extras = Extras {
+            websocket: true,
+            ..Extras::default()
+        };
+        Prosody::start_inner(upload, base_url, secret, extras)
     }
 
     /// Like [`Prosody::start`], plus upslot's `mod_upslot_erase` (from
@@ -63,14 +92,18 @@ impl Prosody {
     ) -> Result<Prosody> {
         let module = Path::new(ERASE_MODULE_DIR).join("mod_upslot_erase.lua");
         ensure!(module.exists(), "{} is missing", module.display());
-        Prosody::start_inner(upload, base_url, secret, Some(erase_url))
+        let extras = Extras {
+            erase_url: Some(erase_url),
+            ..Extras::default()
+        };
+        Prosody::start_inner(upload, base_url, secret, extras)
     }
 
     fn start_inner(
         upload: Upload<'_>,
         base_url: &str,
         secret: &str,
-        erase_url: Option<&str>,
+        extras: Extras<'_>,
     ) -> Result<Prosody> {
         if let Upload::External { .. } = upload {
             ensure!(
@@ -80,11 +113,20 @@ impl Prosody {
         }
         let dir = tempfile::tempdir()?;
         let port = free_port();
+        let http_port = extras.websocket.then(free_port);
         let xmpp = XmppServer::new(port, dir.path(), &["prosody.log", "prosody.stderr"]);
         let config = dir.path().join("prosody.cfg.lua");
         std::fs::write(
             &config,
-            config_text(dir.path(), port, &upload, base_url, secret, erase_url),
+            config_text(
+                dir.path(),
+                port,
+                http_port,
+                &upload,
+                base_url,
+                secret,
+                extras.erase_url,
+            ),
         )?;
         for d in ["data", "certs"] {
             std::fs::create_dir(dir.path().join(d))?;
@@ -95,9 +137,10 @@ impl Prosody {
         std::fs::write(dir.path().join("certs/upslot.test.crt"), cert)?;
         std::fs::write(dir.path().join("certs/upslot.test.key"), key)?;
 
-        match launch(&config, dir.path(), &xmpp) {
+        match launch(&config, dir.path(), &xmpp, http_port) {
             Ok(proc) => Ok(Prosody {
                 xmpp,
+                websocket_url: http_port.map(|p| format!("ws://127.0.0.1:{p}/xmpp-websocket")),
                 config,
                 _proc: proc,
                 dir,
@@ -141,8 +184,9 @@ impl Prosody {
     }
 }
 
-/// Registers the accounts, starts Prosody and waits for its c2s port.
-fn launch(config: &Path, dir: &Path, xmpp: &XmppServer) -> Result<Proc> {
+/// Registers the accounts, starts Prosody and waits for its c2s port (and
+/// its HTTP port, if it has one).
+fn launch(config: &Path, dir: &Path, xmpp: &XmppServer, http_port: Option<u16>) -> Result<Proc> {
     for (user, password) in xmpp.users() {
         register(config, user, &xmpp.domain, password)?;
     }
@@ -158,6 +202,9 @@ fn launch(config: &Path, dir: &Path, xmpp: &XmppServer) -> Result<Proc> {
         "install the prosody package",
     )?;
     proc.wait_for_port(xmpp.port, Duration::from_secs(30))?;
+    if let Some(port) = http_port {
+        proc.wait_for_port(port, Duration::from_secs(30))?;
+    }
     Ok(proc)
 }
 
@@ -188,6 +235,7 @@ fn lua(s: &str) -> String {
 fn config_text(
     dir: &Path,
     port: u16,
+    http_port: Option<u16>,
     upload: &Upload<'_>,
     base_url: &str,
     secret: &str,
@@ -209,6 +257,16 @@ fn config_text(
             // admin_shell: `prosodyctl shell user delete`; register: in-band
             // account removal (XEP-0077), registration stays disabled.
             r#", "admin_shell", "register", "upslot_erase""#,
+        ),
+    };
+    let (http_ports, web_modules) = match http_port {
+        None => ("{}".to_string(), ""),
+        // Plain ws:// on loopback, treated as secure as behind a TLS proxy.
+        Some(p) => (
+            format!(
+                "{{ {p} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\nconsider_websocket_secure = true"
+            ),
+            r#", "websocket", "blocklist""#,
         ),
     };
     let component = match upload {
@@ -242,16 +300,17 @@ data_path = {data}
 certificates = {certs} -- a throwaway certificate for STARTTLS
 log = {{ debug = {log} }}
 
--- Loopback c2s on a free port; no s2s, no HTTP, no components port.
+-- Loopback c2s on a free port; no s2s, no components port, HTTP only for
+-- a web client's WebSocket.
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 s2s_ports = {{}}
-http_ports = {{}}
+http_ports = {http_ports}
 https_ports = {{}}
 component_ports = {{}}
 c2s_require_encryption = false -- STARTTLS offered, SCRAM in clear allowed (loopback only)
 authentication = "internal_hashed"
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{erase_modules} }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping"{erase_modules}{web_modules} }}
 {erase}
 VirtualHost "upslot.test"
 

@@ -1,0 +1,103 @@
+// Opens files upslot serves (attacker-chosen bytes on the operator's
+// domain) in Chromium the ways a page could use them: directly, and inside
+// an <iframe>, <img> and <object> of a page on another origin. Every file
+// tries to reach a canary server of the test (script, onload, subresource)
+// and to log a marker on the console; the canary records every request.
+//
+// A positive control first: the same kind of script, served by the test's
+// own page server without upslot's headers, must reach the canary and log
+// its marker, or the check proves nothing.
+//
+// Arguments (JSON in argv[2]): canary_port, marker, files: [{ label, url }].
+// Reports JSON lines: one per way a file was opened, then the canary's hits
+// and every console line carrying the marker.
+
+import { args, emit, launch, serve } from './lib.mjs';
+import http from 'node:http';
+
+const a = args();
+const canaryOrigin = `http://127.0.0.1:${a.canary_port}`;
+const hits = [];
+await new Promise((resolve, reject) => {
+  const server = http.createServer((req, res) => {
+    hits.push(req.url);
+    res.writeHead(204, { 'access-control-allow-origin': '*' }).end();
+  });
+  server.on('error', reject);
+  server.listen(a.canary_port, '127.0.0.1', () => {
+    server.unref();
+    resolve();
+  });
+});
+
+const control = `<!DOCTYPE html><title>control</title>
+<script>console.log(${JSON.stringify(a.marker + ' control')});
+fetch(${JSON.stringify(canaryOrigin + '/control')}, { mode: 'no-cors' });</script>`;
+const pages = { '/control.html': { type: 'text/html', body: control } };
+a.files.forEach((file, i) => {
+  const src = JSON.stringify(file.url);
+  pages[`/embed-${i}.html`] = {
+    type: 'text/html',
+    body: `<!DOCTYPE html><title>embeds ${file.label}</title>
+<iframe src=${src} width="300" height="200"></iframe>
+<img src=${src} width="100" height="100">
+<object data=${src} width="300" height="200"></object>`,
+  };
+});
+const origin = await serve(pages);
+
+const browser = await launch();
+const marked = [];
+try {
+  const context = await browser.newContext({ acceptDownloads: true });
+  context.on('console', (m) => {
+    if (m.text().includes(a.marker)) marked.push(m.text());
+  });
+  const page = await context.newPage();
+
+  await page.goto(origin + '/control.html');
+  await waitForHit('/control');
+  emit({ event: 'control', hits: [...hits] });
+
+  for (const [i, file] of a.files.entries()) {
+    emit({ event: 'opened', label: file.label, how: 'direct', ...(await openDirectly(page, file.url)) });
+    await page.goto(`${origin}/embed-${i}.html`, { waitUntil: 'load' });
+    // Let every frame and object finish (or fail) what it would do.
+    await page.waitForTimeout(1000);
+    emit({ event: 'opened', label: file.label, how: 'embedded', frames: page.frames().length });
+  }
+  await page.waitForTimeout(1000);
+} finally {
+  await browser.close();
+}
+emit({ event: 'canary', hits });
+emit({ event: 'console', marked });
+
+/** Navigates to `url`: a download, or a page whose type and text are reported. */
+async function openDirectly(page, url) {
+  const download = page.waitForEvent('download', { timeout: 5000 }).catch(() => null);
+  let response;
+  try {
+    response = await page.goto(url, { waitUntil: 'load' });
+  } catch (e) {
+    const started = await download;
+    if (started) {
+      await started.cancel().catch(() => {});
+      return { result: 'download', suggested_name: started.suggestedFilename() };
+    }
+    return { result: 'error', error: String(e).split('\n')[0] };
+  }
+  await page.waitForTimeout(500);
+  return {
+    result: 'shown',
+    status: response?.status(),
+    content_type: await page.evaluate(() => document.contentType),
+    text: (await page.evaluate(() => document.body?.innerText ?? '')).slice(0, 200),
+  };
+}
+
+async function waitForHit(path) {
+  for (let i = 0; i < 100 && !hits.includes(path); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
