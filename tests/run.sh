@@ -5,7 +5,9 @@
 #    the interoperability tests drive, python3-cryptography (tests/at_rest.rs decrypts blobs with it,
 #    independently of upslot), and the packaging and operations tools
 #    (lintian and mmdebstrap for tests/debian.rs, umoci, skopeo and jq for
-#    tests/image.rs, prometheus's promtool for tests/deploy.rs) are
+#    tests/image.rs, prometheus's promtool for tests/deploy.rs) and
+#    Chromium (the browser tests; their npm packages, from
+#    tests/browser/package-lock.json, are installed by the tests) are
 #    installed (Debian packages; installing needs root). Package
 #    post-install scripts would start system-wide daemons (XMPP on
 #    0.0.0.0:5222, Prometheus), so a temporary policy-rc.d forbids that
@@ -33,7 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(prosody prosody-modules ejabberd python3-slixmpp python3-aiohttp go-sendxmpp python3-cryptography erlang-base openssl procps postgresql
-  lintian mmdebstrap umoci skopeo jq binutils prometheus)
+  lintian mmdebstrap umoci skopeo jq binutils prometheus chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -56,6 +58,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+for tool in node npm; do
+  command -v "$tool" >/dev/null || {
+    echo "tests/run.sh: $tool is missing: the browser tests need Node.js 20 and npm" >&2
+    exit 1
+  }
+done
 
 if [ -z "${TEST_POSTGRES_URL:-}" ]; then
   if [ "$(id -u)" != 0 ]; then

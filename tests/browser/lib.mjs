@@ -1,13 +1,15 @@
-// Shared by the browser drivers: Debian's Chromium through playwright-core,
-// a static file server for the pages, a canary server that records every
-// request it gets, and JSON lines on stdout for the Rust test to read.
+// Shared by the browser drivers: Debian's Chromium through playwright-core
+// (installed by tests/common/browser.rs, which names its node_modules in
+// BROWSER_NODE_MODULES), a static file server for the test pages, the
+// DevTools record of a page's exchanges with one origin, and JSON lines on
+// stdout for the Rust test to read.
 
 import { createRequire } from 'node:module';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 
-/** Where the test setup installed the npm packages (`package.json` here). */
+/** The node_modules directory tests/common/browser.rs installed. */
 export const NODE_MODULES = process.env.BROWSER_NODE_MODULES;
 const { chromium } = createRequire(path.join(NODE_MODULES, 'installed'))('playwright-core');
 
@@ -96,8 +98,9 @@ function listen(server) {
 
 /**
  * Records the HTTP exchanges the page has with `origin` through the
- * DevTools protocol, preflights included (playwright's own request events
- * do not show them). Returns a function giving the list so far.
+ * DevTools protocol: Chromium reports a CORS preflight as a request of its
+ * own (playwright's request events do not show it). Returns a function
+ * giving the list so far: method, url, headers both ways, status.
  */
 export async function recordExchanges(page, origin) {
   const cdp = await page.context().newCDPSession(page);
@@ -106,17 +109,12 @@ export async function recordExchanges(page, origin) {
   const order = [];
   cdp.on('Network.requestWillBeSent', (e) => {
     if (!e.request.url.startsWith(origin)) return;
-    const entry = {
-      method: e.request.method,
-      url: e.request.url,
-      type: e.type,
-      request_headers: e.request.headers,
-    };
-    byId.set(e.requestId + (e.type === 'Preflight' ? ':preflight' : ''), entry);
+    const entry = { method: e.request.method, url: e.request.url, request_headers: e.request.headers };
+    byId.set(e.requestId, entry);
     order.push(entry);
   });
   cdp.on('Network.responseReceived', (e) => {
-    const entry = byId.get(e.requestId + (e.type === 'Preflight' ? ':preflight' : '')) || byId.get(e.requestId);
+    const entry = byId.get(e.requestId);
     if (!entry) return;
     entry.status = e.response.status;
     entry.response_headers = e.response.headers;

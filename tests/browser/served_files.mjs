@@ -5,8 +5,9 @@
 // and to log a marker on the console; the canary records every request.
 //
 // A positive control first: the same kind of script, served by the test's
-// own page server without upslot's headers, must reach the canary and log
-// its marker, or the check proves nothing.
+// own page server without upslot's headers, opened directly and inside an
+// <iframe> and <object>, must reach the canary and log its marker each
+// time, or the check proves nothing.
 //
 // Arguments (JSON in argv[2]): canary_port, marker, files: [{ label, url }].
 // Reports JSON lines: one per way a file was opened, then the canary's hits
@@ -31,9 +32,17 @@ await new Promise((resolve, reject) => {
 });
 
 const control = `<!DOCTYPE html><title>control</title>
-<script>console.log(${JSON.stringify(a.marker + ' control')});
-fetch(${JSON.stringify(canaryOrigin + '/control')}, { mode: 'no-cors' });</script>`;
-const pages = { '/control.html': { type: 'text/html', body: control } };
+<script>console.log(${JSON.stringify(a.marker + ' control')} + location.search);
+fetch(${JSON.stringify(canaryOrigin + '/control')} + location.search, { mode: 'no-cors' });</script>`;
+const pages = {
+  '/control.html': { type: 'text/html', body: control },
+  '/control-embeds.html': {
+    type: 'text/html',
+    body: `<!DOCTYPE html><title>control embeds</title>
+<iframe src="/control.html?iframe"></iframe>
+<object data="/control.html?object" type="text/html"></object>`,
+  },
+};
 a.files.forEach((file, i) => {
   const src = JSON.stringify(file.url);
   pages[`/embed-${i}.html`] = {
@@ -48,6 +57,9 @@ const origin = await serve(pages);
 
 const browser = await launch();
 const marked = [];
+// What the control left: only what follows is the files' doing.
+let controlHits = 0;
+let controlMarked = 0;
 try {
   const context = await browser.newContext({ acceptDownloads: true });
   context.on('console', (m) => {
@@ -56,8 +68,12 @@ try {
   const page = await context.newPage();
 
   await page.goto(origin + '/control.html');
-  await waitForHit('/control');
-  emit({ event: 'control', hits: [...hits] });
+  await page.goto(origin + '/control-embeds.html');
+  for (const path of ['/control', '/control?iframe', '/control?object']) await waitForHit(path);
+  await page.waitForTimeout(200);
+  emit({ event: 'control', hits: [...hits].sort(), marked: [...marked].sort() });
+  controlHits = hits.length;
+  controlMarked = marked.length;
 
   for (const [i, file] of a.files.entries()) {
     emit({ event: 'opened', label: file.label, how: 'direct', ...(await openDirectly(page, file.url)) });
@@ -70,8 +86,8 @@ try {
 } finally {
   await browser.close();
 }
-emit({ event: 'canary', hits });
-emit({ event: 'console', marked });
+emit({ event: 'canary', hits: hits.slice(controlHits) });
+emit({ event: 'console', marked: marked.slice(controlMarked) });
 
 /** Navigates to `url`: a download, or a page whose type and text are reported. */
 async function openDirectly(page, url) {
