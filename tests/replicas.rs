@@ -13,7 +13,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::postgres::fresh_database;
@@ -21,6 +21,7 @@ use common::s3::S3Server;
 use common::{Claims, Put, Upslot, client, data, health, metric, metrics, put, wait_for};
 use reqwest::StatusCode;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 const BUCKET: &str = "shared";
 
@@ -312,45 +313,50 @@ async fn a_replica_with_another_master_key_is_refused() {
 /// real database away from upslot without stopping it for other tests.
 struct Relay {
     port: u16,
-    open: Arc<AtomicBool>,
+    gate: Arc<watch::Sender<bool>>,
+    /// Connections accepted and not yet closed.
+    live: Arc<AtomicUsize>,
 }
 
 impl Relay {
     async fn start(target: String) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let open = Arc::new(AtomicBool::new(true));
-        let gate = Arc::clone(&open);
+        let gate = Arc::new(watch::Sender::new(true));
+        let live = Arc::new(AtomicUsize::new(0));
+        let (accept_gate, accept_live) = (Arc::clone(&gate), Arc::clone(&live));
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
-                if !gate.load(Ordering::SeqCst) {
+                if !*accept_gate.borrow() {
                     continue; // dropped: connection closed at once
                 }
-                let Ok(mut outbound) = TcpStream::connect(&target).await else {
-                    continue;
-                };
-                let gate = Arc::clone(&gate);
+                // Counted from the accept, so a cut waits for this one too.
+                accept_live.fetch_add(1, Ordering::SeqCst);
+                let mut closed = accept_gate.subscribe();
+                let live = Arc::clone(&accept_live);
+                let target = target.clone();
                 tokio::spawn(async move {
-                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
-                    tokio::pin!(copy);
-                    loop {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
                         tokio::select! {
-                            _ = &mut copy => return,
-                            () = tokio::time::sleep(Duration::from_millis(50)) => {
-                                if !gate.load(Ordering::SeqCst) {
-                                    return; // cut: both sides closed
-                                }
-                            }
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = closed.wait_for(|open| !*open) => {} // cut: both sides closed
                         }
                     }
+                    drop(inbound);
+                    live.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Relay { port, open }
+        Relay { port, gate, live }
     }
 
-    fn set_open(&self, open: bool) {
-        self.open.store(open, Ordering::SeqCst);
+    /// Opens the relay, or closes it: refuses new connections and returns
+    /// once every relayed one is cut, so nothing gets through afterwards.
+    async fn set_open(&self, open: bool) {
+        self.gate.send_replace(open);
+        while !open && self.live.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 
@@ -389,7 +395,7 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
     );
     assert_eq!(health(&server).await.status(), StatusCode::OK);
 
-    relay.set_open(false);
+    relay.set_open(false).await;
     wait_for("health to report the index", async || {
         let response = health(&server).await;
         response.status() == StatusCode::SERVICE_UNAVAILABLE
@@ -425,7 +431,7 @@ async fn a_postgres_outage_gives_503_and_service_resumes() {
         0.0
     );
 
-    relay.set_open(true);
+    relay.set_open(true).await;
     wait_for("health to recover", async || {
         health(&server).await.status() == StatusCode::OK
     })
