@@ -63,9 +63,9 @@ impl Prosody {
         Prosody::start_inner(upload, base_url, secret, Extras::default())
     }
 
-    /// Like [`Prosody::start`], plus the WebSocket endpoint (XEP-0156's
-    /// RFC 7395 transport) in [`Prosody::websocket_url`] for a web client,
-    /// and XEP-0191 blocking, as a stock Prosody has it.
+    /// Like [`Prosody::start`], plus the WebSocket endpoint (RFC 7395) in
+    /// [`Prosody::websocket_url`] for a web client, and XEP-0191 blocking,
+    /// as a stock Prosody has it.
     pub(crate) fn start_for_web(
         upload: Upload<'_>,
         base_url: &str,
@@ -259,12 +259,13 @@ fn config_text(
             r#", "admin_shell", "register", "upslot_erase""#,
         ),
     };
-    let (http_ports, web_modules) = match http_port {
-        None => ("{}".to_string(), ""),
-        // Plain ws:// on loopback, treated as secure as behind a TLS proxy.
+    let (http, web_modules) = match http_port {
+        None => ("http_ports = {}".to_string(), ""),
         Some(p) => (
             format!(
-                "{{ {p} }}\nhttp_interfaces = {{ \"127.0.0.1\" }}\nconsider_websocket_secure = true"
+                "http_ports = {{ {p} }}\n\
+                 http_interfaces = {{ \"127.0.0.1\" }}\n\
+                 consider_websocket_secure = true -- plain ws:// on loopback, as behind a TLS proxy"
             ),
             r#", "websocket", "blocklist""#,
         ),
@@ -305,7 +306,7 @@ log = {{ debug = {log} }}
 interfaces = {{ "127.0.0.1" }}
 c2s_ports = {{ {port} }}
 s2s_ports = {{}}
-http_ports = {http_ports}
+{http}
 https_ports = {{}}
 component_ports = {{}}
 c2s_require_encryption = false -- STARTTLS offered, SCRAM in clear allowed (loopback only)
