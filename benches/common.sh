@@ -121,7 +121,8 @@ pid_ticks() {
 # CPU seconds per GiB: $1 clock ticks spent on $2 bytes.
 secs_per_gib() { awk -v t="$1" -v hz="$TICK_HZ" -v b="$2" 'BEGIN { printf "%.2f", t / hz / (b / 1073741824) }'; }
 
-# Runs `wrk -t2 -c64 -d$WRK_DURATION` with the remaining arguments against
+# Runs `$WRK -d$WRK_DURATION` (WRK defaults to `wrk -t2 -c64`; pinned.sh
+# sets `taskset -c 0 wrk -t1 -c32`) with the remaining arguments against
 # the server named $1; prints "<requests/s> <server CPU microseconds per
 # request>", the CPU from `cpu_ticks $1`, which the script defines. Fails on
 # socket errors or non-2xx answers.
@@ -129,7 +130,8 @@ run_wrk() {
     local server=$1 out rps requests t0 t1
     shift
     t0=$(cpu_ticks "$server")
-    out=$(wrk -t2 -c64 -d"$WRK_DURATION" "$@" 2>&1) || die "wrk $*: $out"
+    # shellcheck disable=SC2086 # WRK is a command line, split on purpose
+    out=$(${WRK:-wrk -t2 -c64} -d"$WRK_DURATION" "$@" 2>&1) || die "wrk $*: $out"
     t1=$(cpu_ticks "$server")
     if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
         die "wrk $* saw errors: $(grep -E 'Non-2xx|Socket errors' <<<"$out")"
