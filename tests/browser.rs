@@ -23,12 +23,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::browser::{self, DriverRun};
 use common::s3::S3Server;
-use common::{Put, Upslot};
+use common::{Put, Upslot, free_port};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -53,8 +52,8 @@ struct Attack {
 enum Direct {
     /// A download, nothing rendered.
     Download,
-    /// A document of this type (an image document for a declared image).
-    ImageDocument(&'static str),
+    /// A document of the declared type (an image document for an image).
+    Shown,
 }
 
 const ATTACKS: [Attack; 4] = [
@@ -104,7 +103,7 @@ const ATTACKS: [Attack; 4] = [
         label: "html-as-png",
         path: "xss/cat.png",
         content_type: "image/png",
-        direct: Direct::ImageDocument("image/png"),
+        direct: Direct::Shown,
         body: |canary| {
             format!(
                 "<!DOCTYPE html><html><body><img src=\"{canary}/sniffed-img\">\
@@ -181,7 +180,7 @@ fn check(run: &DriverRun, path: &str) {
         "a served file reached the canary through {path}:\n{}",
         run.describe()
     );
-    let marked = &run.event("console")["marked"];
+    let marked = &run.event("marked")["lines"];
     assert_eq!(
         marked,
         &json!([]),
@@ -199,9 +198,7 @@ fn check(run: &DriverRun, path: &str) {
             .unwrap_or_else(|| panic!("{} not opened:\n{}", attack.label, run.describe()));
         let seen = match direct["result"].as_str() {
             Some("download") => Some(Direct::Download),
-            Some("shown") if direct["content_type"] == "image/png" => {
-                Some(Direct::ImageDocument("image/png"))
-            }
+            Some("shown") if direct["content_type"] == attack.content_type => Some(Direct::Shown),
             _ => None,
         };
         assert_eq!(
@@ -219,12 +216,4 @@ fn check(run: &DriverRun, path: &str) {
             run.describe()
         );
     }
-}
-
-/// A loopback port free a moment ago, for the driver's canary.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
 }

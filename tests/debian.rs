@@ -23,7 +23,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::chroot::{require_root, require_tool, run};
-use common::debian::{Debian, Unit, free_port};
+use common::debian::{Debian, Unit};
+use common::free_port;
 use common::{client, data, v1_mac};
 use reqwest::StatusCode;
 

@@ -403,17 +403,7 @@ fn share_files(upslot: &Upslot, xmpp: &XmppServer, url_base: &str, token: Token)
 /// (`uploaded` from alice, `downloaded` from bob).
 fn exchange(xmpp: &XmppServer, work: &Path, files: &[PathBuf]) -> Result<(Vec<Value>, Vec<Value>)> {
     let wait = Duration::from_secs(CLIENT_TIMEOUT_SECS + 30);
-    let receiver_out = work.join("receiver.stdout");
-    let mut receiver = Proc::spawn(
-        "xmpp_client.py receive (bob)",
-        client("receive", BOB, xmpp)
-            .args(["--count", &files.len().to_string()])
-            .stdout(log_file(&receiver_out))
-            .stderr(log_file(&work.join("receiver.stderr"))),
-        CLIENT_HINT,
-    )?;
-    receiver.wait_for_line(&receiver_out, "READY", wait)?;
-
+    let mut receiver = start_receiver(xmpp, work, files.len())?;
     let sender_out = work.join("sender.stdout");
     let mut sender_cmd = client("send", ALICE, xmpp);
     sender_cmd
@@ -433,7 +423,30 @@ fn exchange(xmpp: &XmppServer, work: &Path, files: &[PathBuf]) -> Result<(Vec<Va
     )?;
     let status = receiver.wait(wait)?;
     check_exit("bob's client (message, GET)", status, work, "receiver")?;
-    Ok((json_lines(&sender_out)?, json_lines(&receiver_out)?))
+    Ok((
+        json_lines(&sender_out)?,
+        json_lines(&work.join("receiver.stdout"))?,
+    ))
+}
+
+/// bob's client waiting for `count` URLs, once it is logged in (it printed
+/// READY); its records go to `receiver.stdout` in `work`.
+fn start_receiver(xmpp: &XmppServer, work: &Path, count: usize) -> Result<Proc> {
+    let stdout = work.join("receiver.stdout");
+    let mut receiver = Proc::spawn(
+        "xmpp_client.py receive (bob)",
+        client("receive", BOB, xmpp)
+            .args(["--count", &count.to_string()])
+            .stdout(log_file(&stdout))
+            .stderr(log_file(&work.join("receiver.stderr"))),
+        CLIENT_HINT,
+    )?;
+    receiver.wait_for_line(
+        &stdout,
+        "READY",
+        Duration::from_secs(CLIENT_TIMEOUT_SECS + 30),
+    )?;
+    Ok(receiver)
 }
 
 /// A command running the Python client as `user` against `xmpp`.

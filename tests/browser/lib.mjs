@@ -86,10 +86,14 @@ export async function serve(pages, dist) {
   return listen(server);
 }
 
-function listen(server) {
+/**
+ * Starts `server` on 127.0.0.1:`port` (0: a free one); resolves to its
+ * origin. It does not keep the driver alive.
+ */
+export function listen(server, port = 0) {
   return new Promise((resolve, reject) => {
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(port, '127.0.0.1', () => {
       server.unref();
       resolve(`http://127.0.0.1:${server.address().port}`);
     });

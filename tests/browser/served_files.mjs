@@ -13,23 +13,18 @@
 // Reports JSON lines: one per way a file was opened, then the canary's hits
 // and every console line carrying the marker.
 
-import { args, emit, launch, serve } from './lib.mjs';
+import { args, emit, launch, listen, serve } from './lib.mjs';
 import http from 'node:http';
 
 const a = args();
-const canaryOrigin = `http://127.0.0.1:${a.canary_port}`;
 const hits = [];
-await new Promise((resolve, reject) => {
-  const server = http.createServer((req, res) => {
+const canaryOrigin = await listen(
+  http.createServer((req, res) => {
     hits.push(req.url);
     res.writeHead(204, { 'access-control-allow-origin': '*' }).end();
-  });
-  server.on('error', reject);
-  server.listen(a.canary_port, '127.0.0.1', () => {
-    server.unref();
-    resolve();
-  });
-});
+  }),
+  a.canary_port,
+);
 
 const control = `<!DOCTYPE html><title>control</title>
 <script>console.log(${JSON.stringify(a.marker + ' control')} + location.search);
@@ -87,7 +82,7 @@ try {
   await browser.close();
 }
 emit({ event: 'canary', hits: hits.slice(controlHits) });
-emit({ event: 'console', marked: marked.slice(controlMarked) });
+emit({ event: 'marked', lines: marked.slice(controlMarked) });
 
 /** Navigates to `url`: a download, or a page whose type and text are reported. */
 async function openDirectly(page, url) {

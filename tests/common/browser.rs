@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::chroot::require_tool;
+
 /// Where the drivers and the npm manifest live.
 pub const DRIVERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
-
-/// Debian's Chromium (package `chromium`).
-pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// Where screenshots go: `target/screenshots/`, kept after the run so CI
 /// can publish them as artifacts.
@@ -61,11 +60,11 @@ fn install() -> Result<PathBuf, String> {
             .map_err(|e| format!("copy tests/browser/{file}: {e}"))?;
     }
     let started = Instant::now();
-    let output = Command::new("npm")
+    let output = Command::new(require_tool("npm", "npm"))
         .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
         .current_dir(&root)
         .output()
-        .map_err(|e| format!("cannot run npm ({e}): install Node.js 20 and npm"))?;
+        .map_err(|e| format!("cannot run npm: {e}"))?;
     if !output.status.success() {
         return Err(format!(
             "npm ci in {} failed ({}):\n{}{}",
@@ -142,23 +141,24 @@ impl DriverRun {
 /// Returns its records; fails with them and its stderr if it exits
 /// non-zero.
 pub fn run_driver(script: &str, args: &Value, timeout: Duration) -> Result<DriverRun, String> {
-    require_chromium();
+    let chromium = require_tool("chromium", "chromium");
+    let node = require_tool("node", "nodejs");
     let modules = node_modules();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
     let file = |path: &Path| std::fs::File::create(path).map_err(|e| e.to_string());
-    let mut child = Command::new("node")
+    let mut child = Command::new(node)
         .arg(Path::new(DRIVERS).join(script))
         .arg(args.to_string())
         .env("BROWSER_NODE_MODULES", modules)
-        .env("CHROMIUM", CHROMIUM)
+        .env("CHROMIUM", chromium)
         .stdin(Stdio::null())
         .stdout(file(&stdout_path)?)
         .stderr(file(&stderr_path)?)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot run node ({e}): install Node.js 20"))?;
+        .map_err(|e| format!("cannot run node: {e}"))?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -195,12 +195,4 @@ pub fn run_driver(script: &str, args: &Value, timeout: Duration) -> Result<Drive
             run.console()
         )),
     }
-}
-
-/// Panics unless Debian's Chromium is installed.
-pub fn require_chromium() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install the Debian package chromium (tests/run.sh does)"
-    );
 }

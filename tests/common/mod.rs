@@ -290,6 +290,16 @@ impl Drop for Upslot {
     }
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0,
+/// read the port, release it), for servers that cannot report what they
+/// bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
 /// An HTTP client for the tests: no proxy, a 60 s timeout.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()

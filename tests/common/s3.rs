@@ -2,7 +2,7 @@
 //! a free loopback port over a temporary directory. `tests/run.sh` installs
 //! it; without it the tests that need it fail with a message saying so.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -58,7 +58,7 @@ impl S3Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
         std::fs::create_dir(root.join(bucket)).expect("bucket directory");
-        let mut server = S3Server::start_at(&root, free_port());
+        let mut server = S3Server::start_at(&root, super::free_port());
         server._dir = Some(dir);
         server
     }
@@ -143,12 +143,4 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }

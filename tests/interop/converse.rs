@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::common::browser::{self, DriverRun};
 use crate::common::{SECRET, Upslot, png::png};
-use crate::harness::{LogsOnFailure, Proc, log_file};
+use crate::harness::LogsOnFailure;
 use crate::prosody::{Prosody, Upload};
-use crate::{ALICE, BOB, CLIENT_HINT, CLIENT_TIMEOUT_SECS, XmppServer, client, json_lines};
+use crate::{ALICE, BOB, CLIENT_TIMEOUT_SECS, XmppServer, check_exit, json_lines, start_receiver};
 
 /// How long one browser run may take (start, login, upload, screenshot).
 const DRIVER_TIMEOUT: Duration = Duration::from_secs(150);
@@ -40,7 +40,7 @@ pub(crate) fn converse_sends_an_image(upload: Upload<'_>, name: &str) {
     let path = work.path().join("holiday photo.png");
     std::fs::write(&path, &image).expect("write the image");
 
-    let mut bob = receive(&prosody.xmpp, work.path());
+    let mut bob = start_receiver(&prosody.xmpp, work.path(), 1).unwrap_or_else(|e| panic!("{e:#}"));
     let run = drive(&prosody, &upslot, &path, "image", name);
     let seen = run.event("image");
     assert_eq!(
@@ -58,7 +58,13 @@ pub(crate) fn converse_sends_an_image(upload: Upload<'_>, name: &str) {
     let status = bob
         .wait(Duration::from_secs(CLIENT_TIMEOUT_SECS + 30))
         .expect("bob's client");
-    assert!(status.success(), "bob's client failed ({status})");
+    check_exit(
+        "bob's client (message, GET)",
+        status,
+        work.path(),
+        "receiver",
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
     let downloads = json_lines(&work.path().join("receiver.stdout")).expect("bob's records");
     assert!(!downloads.is_empty(), "bob downloaded nothing");
     for download in &downloads {
@@ -115,23 +121,6 @@ fn logs(xmpp: &XmppServer, work: &Path) -> Vec<(String, std::path::PathBuf)> {
         logs.push((name.to_string(), work.join(name)));
     }
     logs
-}
-
-/// bob's slixmpp client, waiting for one URL (see `xmpp_client.py receive`).
-fn receive(xmpp: &XmppServer, work: &Path) -> Proc {
-    let stdout = work.join("receiver.stdout");
-    let mut bob = Proc::spawn(
-        "xmpp_client.py receive (bob)",
-        client("receive", BOB, xmpp)
-            .args(["--count", "1"])
-            .stdout(log_file(&stdout))
-            .stderr(log_file(&work.join("receiver.stderr"))),
-        CLIENT_HINT,
-    )
-    .unwrap_or_else(|e| panic!("{e:#}"));
-    bob.wait_for_line(&stdout, "READY", Duration::from_secs(CLIENT_TIMEOUT_SECS))
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    bob
 }
 
 /// Runs Converse as alice, sending `file` to bob; `expect` is "image" or

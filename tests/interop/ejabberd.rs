@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::XmppServer;
-use crate::harness::{Proc, free_port, log_file, tail_logs};
+use crate::common::free_port;
+use crate::harness::{Proc, log_file, tail_logs};
 
 /// A running ejabberd; stopped when dropped.
 pub(crate) struct Ejabberd {

@@ -3,7 +3,7 @@
 //! log files that are printed when a test fails.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -151,13 +151,6 @@ impl Drop for Proc {
             self.kill(); // helpers the process may have left behind
         }
     }
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read
-/// the port, release it) for servers that cannot report what they bound.
-pub(crate) fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
 }
 
 /// Opens `path` for a child's stdout or stderr.

@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::XmppServer;
-use crate::harness::{Proc, free_port, log_file, tail_logs};
+use crate::common::free_port;
+use crate::harness::{Proc, log_file, tail_logs};
 
 /// Where Debian's prosody-modules package puts community modules.
 const COMMUNITY_MODULE: &str =
