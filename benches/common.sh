@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Helpers shared by the benchmark scripts (sourced by load.sh, s3.sh and
-# encryption.sh, which define `log` themselves). s3.sh defines its own
+# Helpers shared by the benchmark scripts (sourced by load.sh, pinned.sh,
+# s3.sh and encryption.sh, which define `log` themselves). s3.sh defines its own
 # `mac`, `start_upslot` and `TICK_HZ` (same meaning) after sourcing this.
 
 die() {
@@ -58,6 +58,76 @@ mac() { printf '%s %s' "$1" "$2" | openssl dgst -sha256 -hmac "$3" | awk '{ prin
 check_mac() {
     [[ $(mac thomas/abc/catmetal.jpg 23026 mysecret) == 7b8879e2d1c733b423a70cde30cecc3a3c64a03f790d1b5bcbb2a6aca52b477e ]] ||
         die "openssl computes a different HMAC than DESIGN.md's test vector"
+}
+
+# A TCP port on 127.0.0.1 that was free a moment ago.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Writes to $1 an upslot config for a benchmark: ephemeral loopback ports,
+# the secret $SECRET, uploads up to $3 MiB into the disk store $2, then the
+# lines $4 (further sections, e.g. [encryption]).
+write_config() {
+    local file=$1 store=$2 max_mib=$3 extra=${4:-}
+    cat >"$file" <<EOF
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+shutdown_grace = "1s"
+[upload]
+secret = "$SECRET"
+max_size = "${max_mib}MiB"
+[storage]
+path = "$store"
+$extra
+EOF
+}
+
+# Starts nginx serving the directory $1 (upslot's blobs/, so both servers
+# send the very same files) with $2 worker processes ("auto" or a number),
+# as static files are usually served: sendfile, tcp_nopush, no access log.
+# Its config and files go to $WORK/nginx; NGINX_PREFIX (e.g. `taskset -c
+# 1`) is put before the command if set. Sets NGINX_PID (at once, for a
+# cleanup trap) and NGINX (host:port).
+start_nginx() {
+    local root=$1 workers=$2 port dir="$WORK/nginx"
+    port=$(free_port)
+    mkdir -p "$dir"
+    # The blobs are upslot's own files (mode 0600 in 0700 directories), so
+    # the workers run as root.
+    cat >"$dir/nginx.conf" <<EOF
+user root;
+worker_processes $workers;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $root;
+    }
+}
+EOF
+    # shellcheck disable=SC2086 # NGINX_PREFIX is a command line, split on purpose
+    ${NGINX_PREFIX:-} nginx -c "$dir/nginx.conf" -g 'daemon off;' 2>>"$dir/error.log" &
+    NGINX_PID=$!
+    for _ in $(seq 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+        kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited: $(tail -5 "$dir/error.log")"
+        sleep 0.1
+    done
+    NGINX="127.0.0.1:$port"
 }
 
 # Starts "$BIN serve" with config $1 (output in $1.out, log in $1.log); sets

@@ -120,19 +120,8 @@ sealed_size() { echo $(($1 + ($1 > 0 ? ($1 + 65535) / 65536 : 1) * 16)); }
 start_server() {
     local name=$1 enabled=$2 store="$WORK/$1/store"
     mkdir -p "$WORK/$name"
-    cat >"$WORK/$name/upslot.toml" <<EOF
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-shutdown_grace = "1s"
-[upload]
-secret = "$SECRET"
-max_size = "$(((BIG_MIB > RSS_MIB ? BIG_MIB : RSS_MIB) + 1))MiB"
-[storage]
-path = "$store"
-[encryption]
-enabled = $enabled
-EOF
+    write_config "$WORK/$name/upslot.toml" "$store" $(((BIG_MIB > RSS_MIB ? BIG_MIB : RSS_MIB) + 1)) \
+        $'[encryption]\nenabled = '"$enabled"
     start_upslot "$WORK/$name/upslot.toml"
     if [[ $name == enc ]]; then
         ENC_PID=$UPSLOT_PID ENC=$UPSLOT ENC_STORE=$store

@@ -62,10 +62,6 @@ done
 
 # ------------------------------------------------------------------ helpers --
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 check_mac # mac (common.sh) against DESIGN.md's test vector
 
 # ------------------------------------------------------------------- set-up --
@@ -107,61 +103,15 @@ head -c "$BIG_BYTES" /dev/urandom >"$WORK/big.bin"
 head -c "$MID_BYTES" /dev/urandom >"$WORK/mid.bin"
 head -c 4096 /dev/urandom >"$WORK/small.bin"
 
-cat >"$WORK/upslot.toml" <<EOF
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-shutdown_grace = "1s"
-[upload]
-secret = "$SECRET"
-max_size = "$((BIG_MIB + 1))MiB"
-[storage]
-path = "$STORE"
 # nginx serves the very same blob files, so they must be plaintext; the
 # cost of encryption at rest is measured by benches/encryption.sh.
-[encryption]
-enabled = false
-EOF
+write_config "$WORK/upslot.toml" "$STORE" $((BIG_MIB + 1)) $'[encryption]\nenabled = false'
 
 log "starting upslot"
 start_upslot "$WORK/upslot.toml"
 
-NGINX_PORT=$(free_port)
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<EOF
-# Static files as nginx is usually tuned for them. The blobs are upslot's
-# own files (mode 0600 in 0700 directories), so the workers run as root.
-user root;
-worker_processes auto;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root $STORE/blobs;
-    }
-}
-EOF
-log "starting nginx on port $NGINX_PORT"
-nginx -c "$WORK/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/error.log" &
-NGINX_PID=$!
-for _ in $(seq 50); do
-    curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
-    kill -0 "$NGINX_PID" 2>/dev/null || die "nginx exited: $(tail -5 "$WORK/nginx/error.log")"
-    sleep 0.1
-done
-NGINX="127.0.0.1:$NGINX_PORT"
+start_nginx "$STORE/blobs" auto
+log "nginx on $NGINX"
 
 # CPU time (user + system, all threads, in clock ticks) used so far by the
 # server named $1: upslot, or nginx's master and workers. Dividing by the

@@ -98,18 +98,7 @@ chmod +x "$BIN"
 start_named() {
     local name=$1 extra=$2
     mkdir -p "$WORK/$name"
-    cat >"$WORK/$name/upslot.toml" <<EOF
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-shutdown_grace = "1s"
-[upload]
-secret = "$SECRET"
-max_size = "$((BIG_MIB + 1))MiB"
-[storage]
-path = "$WORK/$name/store"
-$extra
-EOF
+    write_config "$WORK/$name/upslot.toml" "$WORK/$name/store" $((BIG_MIB + 1)) "$extra"
     start_upslot "$WORK/$name/upslot.toml"
     PID[$name]=$UPSLOT_PID ADDR[$name]=$UPSLOT STORES[$name]="$WORK/$name/store"
     local threads
@@ -119,40 +108,9 @@ EOF
 start_named plain $'[encryption]\nenabled = false'
 start_named enc ""
 
-NGINX_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx.conf" <<EOF
-user root;
-worker_processes 1;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
-    default_type application/octet-stream;
-    client_body_temp_path $WORK/nginx/body;
-    proxy_temp_path $WORK/nginx/proxy;
-    fastcgi_temp_path $WORK/nginx/fastcgi;
-    uwsgi_temp_path $WORK/nginx/uwsgi;
-    scgi_temp_path $WORK/nginx/scgi;
-    server {
-        listen 127.0.0.1:$NGINX_PORT;
-        root ${STORES[plain]}/blobs;
-    }
-}
-EOF
-taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/error.log" &
-PID[nginx]=$!
-ADDR[nginx]="127.0.0.1:$NGINX_PORT"
-for _ in $(seq 50); do
-    curl -s -o /dev/null "http://${ADDR[nginx]}/" && break
-    kill -0 "${PID[nginx]}" 2>/dev/null || die "nginx exited: $(tail -5 "$WORK/nginx/error.log")"
-    sleep 0.1
-done
-log "nginx on ${ADDR[nginx]}, pid ${PID[nginx]}, one worker"
+NGINX_PREFIX="taskset -c $SERVER_CPU" start_nginx "${STORES[plain]}/blobs" 1
+PID[nginx]=$NGINX_PID ADDR[nginx]=$NGINX
+log "nginx on $NGINX, pid $NGINX_PID, one worker"
 
 # CPU ticks of the server named $1 (nginx: master and worker).
 cpu_ticks() {
